@@ -20,6 +20,8 @@ trap 'rm -rf "$work"' EXIT
 # Already there and complete: nothing to do (CI and developers call this repeatedly).
 missing=0
 for f in $FILES; do [ -s "$dest/$f" ] || missing=1; done
+keep="${IPXE_KEEP_DEB:-}"
+if [ -n "$keep" ] && ! ls "$keep"/ipxe_*.deb >/dev/null 2>&1; then missing=1; fi
 if [ "$missing" = 0 ] && [ -f "$dest/VERSION" ] && [ "$(cat "$dest/VERSION")" = "$VERSION" ]; then
 	echo "fetch-ipxe: $dest already holds ipxe $VERSION"
 	exit 0
@@ -47,6 +49,11 @@ got=$(sha256sum "$deb" | cut -d' ' -f1)
 if [ "$got" != "$SHA256" ]; then
 	echo "fetch-ipxe: sha256 mismatch for $(basename "$deb"): got $got, want $SHA256" >&2
 	exit 1
+fi
+
+if [ -n "$keep" ]; then
+	mkdir -p "$keep"
+	cp "$deb" "$keep/.$(basename "$deb").tmp" && mv -f "$keep/.$(basename "$deb").tmp" "$keep/$(basename "$deb")"
 fi
 
 dpkg-deb -x "$deb" "$work/root"
