@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/threefoldtech/bootstrapd/ipxe"
+)
+
+// Config mirrors appliance.yaml; the file documents each key.
+type Config struct {
+	HTTP struct {
+		Listen    string `yaml:"listen"`
+		PublicURL string `yaml:"public_url"`
+	} `yaml:"http"`
+	TFTP struct {
+		Listen string `yaml:"listen"`
+	} `yaml:"tftp"`
+	DHCP struct {
+		Enabled    bool     `yaml:"enabled"`
+		Interfaces []string `yaml:"interfaces"`
+	} `yaml:"dhcp"`
+	Paths struct {
+		Data    string `yaml:"data"`
+		Kernels string `yaml:"kernels"`
+		IPXE    string `yaml:"ipxe"`
+	} `yaml:"paths"`
+	Networks map[string]string `yaml:"networks"`
+	Admin    struct {
+		Socket    string `yaml:"socket"`
+		TokenFile string `yaml:"token_file"`
+	} `yaml:"admin"`
+	DefaultNode struct {
+		Network string `yaml:"network"`
+		Farm    uint64 `yaml:"farm"`
+		Args    string `yaml:"args"`
+	} `yaml:"default_node"`
+	Boot struct {
+		ArgsSuffix   string `yaml:"args_suffix"`
+		NTP          string `yaml:"ntp"`
+		RetrySeconds int    `yaml:"retry_seconds"`
+	} `yaml:"boot"`
+	Log struct {
+		Format string `yaml:"format"`
+		Level  string `yaml:"level"`
+	} `yaml:"log"`
+}
+
+// defaultConfig is the configuration with no file; appliance.yaml in the repository spells
+// out the same values (a test keeps them equal).
+func defaultConfig() Config {
+	var c Config
+	c.HTTP.Listen = ":8080"
+	c.TFTP.Listen = ":69"
+	c.DHCP.Enabled = true
+	c.Paths.Data = "./var"
+	c.Paths.Kernels = "./var/kernels"
+	c.Paths.IPXE = "./var/ipxe"
+	c.Networks = map[string]string{
+		"prod": "production (v3)", "test": "testing (v3)", "dev": "development (v3)", "qa": "qa-network (v3)",
+	}
+	c.Admin.Socket = "./var/admin.sock"
+	c.Boot.ArgsSuffix = "nomodeset panic=7200"
+	c.Boot.NTP = "pool.ntp.org"
+	c.Boot.RetrySeconds = 30
+	c.Log.Format = "text"
+	c.Log.Level = "info"
+	return c
+}
+
+// parseConfig reads YAML over the defaults. Unknown keys are errors naming the key.
+func parseConfig(r io.Reader) (Config, error) {
+	c := defaultConfig()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return c, err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return c, nil
+	}
+	// A networks map in the file replaces the default one rather than merging into it.
+	c.Networks = nil
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, err
+	}
+	if c.Networks == nil {
+		c.Networks = defaultConfig().Networks
+	}
+	return c, nil
+}
+
+// loadConfig reads and validates path; path "" means the built-in defaults. Relative paths in
+// the file stay relative to the working directory, as `make run` expects.
+func loadConfig(path string) (Config, error) {
+	c := defaultConfig()
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		defer f.Close()
+		if c, err = parseConfig(f); err != nil {
+			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := c.validate(); err != nil {
+		if path == "" {
+			path = "built-in defaults"
+		}
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// validate checks values that parsing cannot; each error names its key.
+func (c *Config) validate() error {
+	for key, addr := range map[string]string{"http.listen": c.HTTP.Listen, "tftp.listen": c.TFTP.Listen} {
+		if err := checkListen(addr); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+	}
+	if c.HTTP.PublicURL != "" {
+		u, err := url.Parse(c.HTTP.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("http.public_url: %q is not an http(s) URL without query", c.HTTP.PublicURL)
+		}
+	}
+	for _, name := range c.DHCP.Interfaces {
+		if _, err := net.InterfaceByName(name); err != nil {
+			return fmt.Errorf("dhcp.interfaces: %q: %w", name, err)
+		}
+	}
+	if len(c.Networks) == 0 {
+		return errors.New("networks: at least one network is needed")
+	}
+	for name, display := range c.Networks {
+		if err := ipxe.ValidateNetwork(name); err != nil {
+			return fmt.Errorf("networks: %w", err)
+		}
+		if strings.ContainsAny(display, "$;&|\\\"'`#{}\n\r") {
+			return fmt.Errorf("networks.%s: display name %q holds characters iPXE interprets", name, display)
+		}
+	}
+	if c.Paths.Data == "" {
+		return errors.New("paths.data: must be set")
+	}
+	if err := os.MkdirAll(c.Paths.Data, 0o750); err != nil {
+		return fmt.Errorf("paths.data: %w", err)
+	}
+	for key, dir := range map[string]string{"paths.kernels": c.Paths.Kernels, "paths.ipxe": c.Paths.IPXE} {
+		st, err := os.Stat(dir)
+		if err != nil || !st.IsDir() {
+			return fmt.Errorf("%s: %q is not a directory (create it; `make run` does)", key, dir)
+		}
+	}
+	if c.Admin.Socket != "" && len(c.Admin.Socket) > 100 {
+		return fmt.Errorf("admin.socket: %q is too long for a unix socket path", c.Admin.Socket)
+	}
+	if dn := c.DefaultNode; dn.Network != "" {
+		if _, ok := c.Networks[dn.Network]; !ok {
+			return fmt.Errorf("default_node.network: %q is not in networks", dn.Network)
+		}
+		if dn.Farm == 0 {
+			return errors.New("default_node.farm: must be a positive integer when default_node.network is set")
+		}
+	}
+	if err := ipxe.ValidateArgs(c.DefaultNode.Args); err != nil {
+		return fmt.Errorf("default_node.args: %w", err)
+	}
+	if err := ipxe.ValidateArgs(c.Boot.ArgsSuffix); err != nil {
+		return fmt.Errorf("boot.args_suffix: %w", err)
+	}
+	if c.Boot.RetrySeconds < 1 || c.Boot.RetrySeconds > 3600 {
+		return fmt.Errorf("boot.retry_seconds: %d is not between 1 and 3600", c.Boot.RetrySeconds)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		return fmt.Errorf("log.level: %w", err)
+	}
+	return nil
+}
+
+func checkListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: %w", addr, err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		return fmt.Errorf("%q: host %q is not an IP address", addr, host)
+	}
+	return nil
+}
+
+// adminToken reads admin.token_file; "" when none is configured.
+func (c *Config) adminToken() (string, error) {
+	if c.Admin.TokenFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(c.Admin.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("admin.token_file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 {
+		return "", fmt.Errorf("admin.token_file: %s holds a token shorter than 16 characters", c.Admin.TokenFile)
+	}
+	return tok, nil
+}
+
+func (c *Config) dbPath() string { return filepath.Join(c.Paths.Data, "bootstrapd.db") }

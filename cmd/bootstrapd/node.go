@@ -1,0 +1,399 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/threefoldtech/bootstrapd/httpd"
+	"github.com/threefoldtech/bootstrapd/store"
+)
+
+const nodeUsage = `Usage: bootstrapd node <command> [flags]
+
+Commands (they talk to the running daemon's admin API):
+  add    --mac M --network N --farm F [--args A] [--kernel K]   create a record
+  set    --mac M [--network N] [--farm F] [--args A] [--kernel K] change a record
+  show   --mac M                                                print a record and its boot events
+  list                                                          print every record
+  rm     --mac M                                                delete a record
+  import FILE|-                                                 import CSV rows client,branch,zerotier,kargs[,kernel]
+  export                                                        print every record as CSV
+  discovered                                                    print MACs that asked for a script
+
+Connection flags (every command):
+  --config FILE      find admin.socket in FILE (default appliance.yaml, else built-in defaults)
+  --socket PATH      admin unix socket (overrides --config)
+  --server URL       talk HTTP to URL instead, with --token-file
+  --token-file FILE  bearer token for --server
+  --json             print JSON
+`
+
+// adminClient calls the admin API over the unix socket or over HTTP with a token.
+type adminClient struct {
+	http  *http.Client
+	base  string
+	token string
+}
+
+func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, nodeUsage)
+		if len(args) == 0 {
+			return fmt.Errorf("%w: node needs a command", errUsage)
+		}
+		return nil
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("node "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, nodeUsage) }
+	cfgPath := fs.String("config", "appliance.yaml", "configuration `file`")
+	socket := fs.String("socket", "", "admin unix socket `path`")
+	server := fs.String("server", "", "admin API base `URL` (instead of the socket)")
+	tokenFile := fs.String("token-file", "", "bearer token `file` for --server")
+	asJSON := fs.Bool("json", false, "print JSON")
+	mac := fs.String("mac", "", "node MAC address")
+	network := fs.String("network", "", "network (prod, test, ...)")
+	farm := fs.Uint64("farm", 0, "farm id")
+	kargs := fs.String("args", "", "extra kernel arguments")
+	kernel := fs.String("kernel", "", "kernel file under paths.kernels (default net/<network>.efi)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	c, err := newAdminClient(fs, *cfgPath, *socket, *server, *tokenFile)
+	if err != nil {
+		return err
+	}
+	set := func(name string) bool { return flagWasSet(fs, name) }
+	needMAC := func() error {
+		if *mac == "" {
+			return fmt.Errorf("%w: node %s needs --mac", errUsage, sub)
+		}
+		return nil
+	}
+	out := printer{w: stdout, json: *asJSON}
+
+	switch sub {
+	case "add":
+		if err := needMAC(); err != nil {
+			return err
+		}
+		if !set("network") || !set("farm") {
+			return fmt.Errorf("%w: node add needs --network and --farm", errUsage)
+		}
+		in := httpd.NodeInput{MAC: *mac, Network: network, Farm: farm}
+		if set("args") {
+			in.Args = kargs
+		}
+		if set("kernel") {
+			in.Kernel = kernel
+		}
+		var n store.Node
+		if err := c.do(ctx, http.MethodPost, "/nodes", in, &n); err != nil {
+			return err
+		}
+		return out.node(n, nil)
+	case "set":
+		if err := needMAC(); err != nil {
+			return err
+		}
+		var in httpd.NodeInput
+		if set("network") {
+			in.Network = network
+		}
+		if set("farm") {
+			in.Farm = farm
+		}
+		if set("args") {
+			in.Args = kargs
+		}
+		if set("kernel") {
+			in.Kernel = kernel
+		}
+		if in == (httpd.NodeInput{}) {
+			return fmt.Errorf("%w: node set needs at least one of --network --farm --args --kernel", errUsage)
+		}
+		var n store.Node
+		if err := c.do(ctx, http.MethodPatch, "/nodes/"+url.PathEscape(*mac), in, &n); err != nil {
+			return err
+		}
+		return out.node(n, nil)
+	case "show":
+		if err := needMAC(); err != nil {
+			return err
+		}
+		var n store.Node
+		if err := c.do(ctx, http.MethodGet, "/nodes/"+url.PathEscape(*mac), nil, &n); err != nil {
+			return err
+		}
+		var evs []store.Event
+		if err := c.do(ctx, http.MethodGet, "/nodes/"+url.PathEscape(*mac)+"/events", nil, &evs); err != nil {
+			return err
+		}
+		return out.node(n, evs)
+	case "list":
+		var nodes []store.Node
+		if err := c.do(ctx, http.MethodGet, "/nodes", nil, &nodes); err != nil {
+			return err
+		}
+		return out.nodes(nodes)
+	case "rm":
+		if err := needMAC(); err != nil {
+			return err
+		}
+		return c.do(ctx, http.MethodDelete, "/nodes/"+url.PathEscape(*mac), nil, nil)
+	case "import":
+		if fs.NArg() != 1 {
+			return fmt.Errorf("%w: node import needs one CSV file (or - for stdin)", errUsage)
+		}
+		return c.importCSV(ctx, fs.Arg(0), out)
+	case "export":
+		return c.raw(ctx, http.MethodGet, "/export", nil, stdout)
+	case "discovered":
+		var ds []httpd.Discovered
+		if err := c.do(ctx, http.MethodGet, "/discovered", nil, &ds); err != nil {
+			return err
+		}
+		return out.discovered(ds)
+	}
+	fmt.Fprint(stderr, nodeUsage)
+	return fmt.Errorf("%w: unknown node command %q", errUsage, sub)
+}
+
+func newAdminClient(fs *flag.FlagSet, cfgPath, socket, server, tokenFile string) (*adminClient, error) {
+	if server != "" {
+		u, err := url.Parse(server)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("%w: --server %q is not an http(s) URL", errUsage, server)
+		}
+		if tokenFile == "" {
+			return nil, fmt.Errorf("%w: --server needs --token-file", errUsage)
+		}
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("token file: %w", err)
+		}
+		return &adminClient{
+			http:  &http.Client{Timeout: 60 * time.Second},
+			base:  strings.TrimSuffix(server, "/") + "/api/v1",
+			token: strings.TrimSpace(string(b)),
+		}, nil
+	}
+	if socket == "" {
+		// Only the socket path is needed: do not validate directories the client never uses.
+		cfg := defaultConfig()
+		if p := configPath(cfgPath, flagWasSet(fs, "config")); p != "" {
+			f, err := os.Open(p)
+			if err != nil {
+				return nil, fmt.Errorf("config: %w", err)
+			}
+			cfg, err = parseConfig(f)
+			f.Close()
+			if err != nil {
+				return nil, fmt.Errorf("config %s: %w", p, err)
+			}
+		}
+		socket = cfg.Admin.Socket
+		if socket == "" {
+			return nil, fmt.Errorf("%w: admin.socket is empty in the configuration: use --socket or --server", errUsage)
+		}
+	}
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}
+	return &adminClient{
+		http: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: dial}},
+		base: "http://bootstrapd/api/v1",
+	}, nil
+}
+
+// apiErr is an error answered by the daemon.
+type apiErr struct {
+	status int
+	msg    string
+}
+
+func (e *apiErr) Error() string { return e.msg }
+
+func (c *adminClient) send(ctx context.Context, method, path string, body io.Reader, ctype string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach bootstrapd (is `bootstrapd serve` running?): %w", err)
+	}
+	return resp, nil
+}
+
+func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	ctype := ""
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body, ctype = bytes.NewReader(b), "application/json"
+	}
+	resp, err := c.send(ctx, method, path, body, ctype)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return decodeErr(resp)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	return nil
+}
+
+func (c *adminClient) raw(ctx context.Context, method, path string, body io.Reader, w io.Writer) error {
+	resp, err := c.send(ctx, method, path, body, "text/csv")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return decodeErr(resp)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+func decodeErr(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e struct {
+		Error string `json:"error"`
+	}
+	msg := strings.TrimSpace(string(b))
+	if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		msg = e.Error
+	}
+	return &apiErr{status: resp.StatusCode, msg: fmt.Sprintf("%s (HTTP %d)", msg, resp.StatusCode)}
+}
+
+func (c *adminClient) importCSV(ctx context.Context, file string, out printer) error {
+	var r io.Reader = os.Stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	resp, err := c.send(ctx, http.MethodPost, "/import", r, "text/csv")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var res httpd.ImportResult
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if json.Unmarshal(b, &res) != nil || (resp.StatusCode >= 300 && len(res.Errors) == 0) {
+		return decodeErr(&http.Response{StatusCode: resp.StatusCode, Body: io.NopCloser(bytes.NewReader(b))})
+	}
+	if out.json {
+		if err := json.NewEncoder(out.w).Encode(res); err != nil {
+			return err
+		}
+	}
+	if len(res.Errors) > 0 {
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "%s: nothing imported, %d bad rows:", file, len(res.Errors))
+		for _, e := range res.Errors {
+			fmt.Fprintf(&sb, "\n  line %d: %s", e.Line, e.Err)
+		}
+		return errors.New(sb.String())
+	}
+	if !out.json {
+		fmt.Fprintf(out.w, "imported %d new and %d updated nodes\n", res.Created, res.Updated)
+	}
+	return nil
+}
+
+type printer struct {
+	w    io.Writer
+	json bool
+}
+
+func (p printer) encode(v any) error {
+	enc := json.NewEncoder(p.w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (p printer) node(n store.Node, evs []store.Event) error {
+	if p.json {
+		if evs == nil {
+			return p.encode(n)
+		}
+		return p.encode(struct {
+			store.Node
+			Events []store.Event `json:"events"`
+		}{n, evs})
+	}
+	kernel := n.Kernel
+	if kernel == "" {
+		kernel = "net/" + n.Network + ".efi (network default)"
+	}
+	fmt.Fprintf(p.w, "mac:      %s\nnetwork:  %s\nfarm:     %d\nargs:     %s\nkernel:   %s\ncreated:  %s\nupdated:  %s\n",
+		n.MAC, n.Network, n.Farm, n.Args, kernel, n.Created.Format(time.RFC3339), n.Updated.Format(time.RFC3339))
+	if len(evs) > 0 {
+		fmt.Fprintln(p.w, "events:")
+		for _, e := range evs {
+			fmt.Fprintf(p.w, "  %s  %-18s %s\n", e.Time.Format(time.RFC3339), e.Stage, e.Detail)
+		}
+	}
+	return nil
+}
+
+func (p printer) nodes(nodes []store.Node) error {
+	if p.json {
+		return p.encode(nodes)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MAC\tNETWORK\tFARM\tKERNEL\tARGS")
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", n.MAC, n.Network, n.Farm, n.Kernel, n.Args)
+	}
+	return tw.Flush()
+}
+
+func (p printer) discovered(ds []httpd.Discovered) error {
+	if p.json {
+		return p.encode(ds)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MAC\tKNOWN\tARCH\tIP\tFIRST SEEN\tLAST SEEN\tCOUNT")
+	for _, d := range ds {
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%d\n", d.MAC, d.Known, d.Arch, d.IP,
+			d.FirstSeen.Format(time.RFC3339), d.LastSeen.Format(time.RFC3339), d.Count)
+	}
+	return tw.Flush()
+}

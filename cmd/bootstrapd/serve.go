@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/threefoldtech/bootstrapd/dhcpd"
+	"github.com/threefoldtech/bootstrapd/httpd"
+	"github.com/threefoldtech/bootstrapd/ipxe"
+	"github.com/threefoldtech/bootstrapd/store"
+	"github.com/threefoldtech/bootstrapd/tftpd"
+)
+
+func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "appliance.yaml", "configuration `file` (absent default file: built-in defaults)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: serve takes no arguments", errUsage)
+	}
+	cfg, err := loadConfig(configPath(*cfgPath, flagWasSet(fs, "config")))
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.Log.Format, cfg.Log.Level)
+	return serve(ctx, cfg, log)
+}
+
+// serve runs every listener until ctx ends. HTTP must bind; TFTP and DHCP on privileged
+// ports may be refused to an ordinary user, which is one warning, not a failure.
+func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	cat, err := ipxe.OpenCatalogue(cfg.Paths.IPXE)
+	if err != nil {
+		return fmt.Errorf("paths.ipxe: %w", err)
+	}
+	scripts, err := ipxe.NewScripts(ipxe.ScriptConfig{
+		ArgsSuffix: cfg.Boot.ArgsSuffix, NTPServer: cfg.Boot.NTP, RetrySeconds: cfg.Boot.RetrySeconds,
+	})
+	if err != nil {
+		return fmt.Errorf("boot: %w", err)
+	}
+	token, err := cfg.adminToken()
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(cfg.dbPath(), store.Options{})
+	if err != nil {
+		return fmt.Errorf("paths.data: %w", err)
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	tl := newTimeline(db, log)
+
+	web, err := httpd.New(httpd.Config{
+		Addr:        cfg.HTTP.Listen,
+		PublicURL:   cfg.HTTP.PublicURL,
+		Networks:    cfg.Networks,
+		KernelsDir:  cfg.Paths.Kernels,
+		Binaries:    cat,
+		Scripts:     scripts,
+		Store:       db,
+		Default:     httpd.DefaultNode{Network: cfg.DefaultNode.Network, Farm: cfg.DefaultNode.Farm, Args: cfg.DefaultNode.Args},
+		AdminSocket: cfg.Admin.Socket,
+		AdminToken:  token,
+		Logger:      log.With("service", "http"),
+		Registry:    reg,
+		OnStage:     tl.http,
+	})
+	if err != nil {
+		return fmt.Errorf("http.listen: %w", err)
+	}
+	httpPort := web.Addr().(*net.TCPAddr).Port
+	log.Info("listening", "service", "http", "addr", web.Addr().String())
+	if s := web.AdminSocket(); s != "" {
+		log.Info("listening", "service", "admin", "socket", s)
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return web.Serve(ctx) })
+	g.Go(func() error { tl.run(ctx); return nil })
+
+	tftp, err := tftpd.New(tftpd.Config{
+		Addr:       cfg.TFTP.Listen,
+		Files:      cat,
+		Logger:     log.With("service", "tftp"),
+		Registerer: reg,
+		OnTransfer: tl.tftp,
+	})
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		log.Warn("TFTP not started: binding a privileged port needs root or CAP_NET_BIND_SERVICE; serving the rest", "addr", cfg.TFTP.Listen)
+	case err != nil:
+		return stopWith(g, fmt.Errorf("tftp.listen: %w", err))
+	default:
+		log.Info("listening", "service", "tftp", "addr", tftp.Addr().String())
+		g.Go(func() error { return tftp.Serve(ctx) })
+	}
+
+	if cfg.DHCP.Enabled {
+		dhcp, err := dhcpd.New(dhcpd.Config{
+			Interfaces: cfg.DHCP.Interfaces,
+			HTTPPort:   httpPort,
+			PublicURL:  cfg.HTTP.PublicURL,
+			Files:      cat,
+			Logger:     log.With("service", "dhcp"),
+			Registerer: reg,
+			OnStage:    tl.dhcp,
+		})
+		switch {
+		case errors.Is(err, os.ErrPermission):
+			log.Warn("ProxyDHCP not started: binding ports 67 and 4011 needs root or CAP_NET_BIND_SERVICE; serving the rest")
+		case err != nil:
+			return stopWith(g, fmt.Errorf("dhcp: %w", err))
+		default:
+			for _, a := range dhcp.Addrs() {
+				log.Info("listening", "service", "dhcp", "addr", a.String())
+			}
+			g.Go(func() error { return dhcp.Serve(ctx) })
+		}
+	}
+
+	notify("READY=1\nSTATUS=serving on http " + strconv.Itoa(httpPort))
+	<-ctx.Done()
+	notify("STOPPING=1")
+	log.Info("shutting down")
+	return g.Wait()
+}
+
+// stopWith ends the services already started and returns err.
+func stopWith(g *errgroup.Group, err error) error {
+	g.Go(func() error { return err })
+	return g.Wait()
+}

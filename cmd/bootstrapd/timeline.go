@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/threefoldtech/bootstrapd/dhcpd"
+	"github.com/threefoldtech/bootstrapd/httpd"
+	"github.com/threefoldtech/bootstrapd/store"
+	"github.com/threefoldtech/bootstrapd/tftpd"
+)
+
+// timeline turns what the three servers see into per-node boot events in the store. TFTP and
+// kernel requests carry only an IP: it is matched to the MAC last seen with that IP (from a
+// DHCP request or a script fetch), else to the kernel's ARP table. Writes go through a
+// buffered queue so the serve loops never wait on the disk; when the queue is full, events
+// are dropped (and logged) rather than slowing a boot.
+type timeline struct {
+	db  *store.DB
+	log *slog.Logger
+	q   chan event
+
+	mu    sync.Mutex
+	byIP  map[string]ipEntry
+	limit int
+}
+
+type event struct {
+	mac, arch, ip string
+	ev            store.Event
+	seen          bool
+}
+
+type ipEntry struct {
+	mac  string
+	when time.Time
+}
+
+func newTimeline(db *store.DB, log *slog.Logger) *timeline {
+	return &timeline{db: db, log: log, q: make(chan event, 1024), byIP: map[string]ipEntry{}, limit: 4096}
+}
+
+func (t *timeline) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			// Drain what is queued: these events are already true.
+			for {
+				select {
+				case e := <-t.q:
+					t.write(e)
+				default:
+					return
+				}
+			}
+		case e := <-t.q:
+			t.write(e)
+		}
+	}
+}
+
+func (t *timeline) write(e event) {
+	if e.seen {
+		if _, err := t.db.MarkSeen(e.mac, e.arch, e.ip); err != nil {
+			t.log.Warn("timeline: record seen", "mac", e.mac, "err", err)
+		}
+	}
+	if err := t.db.AppendEvent(e.mac, e.ev); err != nil {
+		t.log.Warn("timeline: append event", "mac", e.mac, "err", err)
+	}
+}
+
+func (t *timeline) push(e event) {
+	t.log.Info("boot stage", "mac", e.mac, "stage", e.ev.Stage, "detail", e.ev.Detail, "ip", e.ip)
+	select {
+	case t.q <- e:
+	default:
+		t.log.Warn("timeline: queue full, event dropped", "mac", e.mac, "stage", e.ev.Stage)
+	}
+}
+
+func (t *timeline) remember(ip, mac string) {
+	if ip == "" || mac == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.byIP) >= t.limit {
+		// Forget entries older than an hour, or all of them if that is not enough: the map
+		// only names events, and nodes re-announce themselves at every boot.
+		cut := time.Now().Add(-time.Hour)
+		for k, v := range t.byIP {
+			if v.when.Before(cut) {
+				delete(t.byIP, k)
+			}
+		}
+		if len(t.byIP) >= t.limit {
+			clear(t.byIP)
+		}
+	}
+	t.byIP[ip] = ipEntry{mac: mac, when: time.Now()}
+}
+
+func (t *timeline) macFor(ip string) string {
+	t.mu.Lock()
+	e, ok := t.byIP[ip]
+	t.mu.Unlock()
+	if ok {
+		return e.mac
+	}
+	return arpLookup("/proc/net/arp", ip)
+}
+
+func (t *timeline) dhcp(s dhcpd.Stage) {
+	mac := s.MAC.String()
+	ip := ""
+	if s.IP.IsValid() {
+		ip = s.IP.String()
+		t.remember(ip, mac)
+	}
+	t.push(event{mac: mac, arch: s.Arch.String(), ip: ip, seen: true,
+		ev: store.Event{Time: s.Time, Stage: s.Kind, Detail: s.Arch.String() + " " + s.File}})
+}
+
+func (t *timeline) tftp(tr tftpd.Transfer) {
+	ip := tr.Remote.Addr().Unmap().String()
+	mac := t.macFor(ip)
+	if mac == "" {
+		t.log.Debug("timeline: TFTP client with unknown MAC", "ip", ip)
+		return
+	}
+	stage, detail := "tftp-sent", tr.File
+	if tr.Err != nil {
+		stage, detail = "tftp-failed", tr.File+": "+tr.Err.Error()
+	}
+	t.push(event{mac: mac, ip: ip, ev: store.Event{Stage: stage, Detail: detail}})
+}
+
+func (t *timeline) http(s httpd.Stage) {
+	mac := s.MAC
+	if mac != "" {
+		t.remember(s.IP, mac)
+	} else if mac = t.macFor(s.IP); mac == "" {
+		return
+	}
+	t.push(event{mac: mac, ip: s.IP, ev: store.Event{Stage: s.Name, Detail: s.Detail}})
+}
+
+// arpLookup finds ip's MAC in the kernel's ARP table (Linux /proc/net/arp).
+func arpLookup(path, ip string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// IP address  HW type  Flags  HW address  Mask  Device
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 4 && fields[0] == ip {
+			if hw, err := net.ParseMAC(fields[3]); err == nil && fields[3] != "00:00:00:00:00:00" {
+				return hw.String()
+			}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,275 @@
+package httpd
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/threefoldtech/bootstrapd/ipxe"
+	"github.com/threefoldtech/bootstrapd/store"
+)
+
+// requireAdmin lets through requests on the admin socket (its 0600 mode is the check) and TCP
+// requests carrying the configured bearer token; everything else is 401 and counted.
+func (s *Server) requireAdmin(c *gin.Context) {
+	if v, _ := c.Request.Context().Value(viaSocket).(bool); v {
+		c.Next()
+		return
+	}
+	const prefix = "Bearer "
+	h := c.GetHeader("Authorization")
+	ok := s.cfg.AdminToken != "" && strings.HasPrefix(h, prefix) &&
+		subtle.ConstantTimeCompare([]byte(strings.TrimPrefix(h, prefix)), []byte(s.cfg.AdminToken)) == 1
+	if !ok {
+		s.metrics.unauthorized.Inc()
+		c.Header("WWW-Authenticate", `Bearer realm="bootstrapd"`)
+		c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{"admin API: use the admin socket or Authorization: Bearer <token from admin.token_file>"})
+		return
+	}
+	c.Next()
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+// NodeInput is the body of node create and update requests. Nil fields are left unchanged by
+// an update.
+type NodeInput struct {
+	MAC     string  `json:"mac"`
+	Network *string `json:"network,omitempty"`
+	Farm    *uint64 `json:"farm,omitempty"`
+	Args    *string `json:"args,omitempty"`
+	Kernel  *string `json:"kernel,omitempty"`
+}
+
+func (s *Server) adminRoutes(g *gin.RouterGroup) {
+	g.Use(func(c *gin.Context) {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody)
+	})
+	g.GET("/nodes", s.apiListNodes)
+	g.POST("/nodes", s.apiCreateNode)
+	g.GET("/nodes/:mac", s.apiGetNode)
+	g.PATCH("/nodes/:mac", s.apiUpdateNode)
+	g.DELETE("/nodes/:mac", s.apiDeleteNode)
+	g.GET("/nodes/:mac/events", s.apiEvents)
+	g.POST("/import", s.apiImport)
+	g.GET("/export", s.apiExport)
+	g.GET("/discovered", s.apiDiscovered)
+}
+
+func (s *Server) apiFail(c *gin.Context, err error) {
+	code := http.StatusInternalServerError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, store.ErrExists):
+		code = http.StatusConflict
+	case errors.Is(err, store.ErrBadMAC), errors.Is(err, ipxe.ErrUnsafe), errors.Is(err, ErrUnknownNetwork),
+		errors.Is(err, ErrNoKernel), errors.Is(err, errBadInput):
+		code = http.StatusBadRequest
+	case errors.As(err, &mbe):
+		code = http.StatusRequestEntityTooLarge
+	default:
+		s.log.Error("admin API", "path", c.FullPath(), "err", err)
+	}
+	c.AbortWithStatusJSON(code, apiError{err.Error()})
+}
+
+var errBadInput = errors.New("bad request")
+
+// ValidateNode checks a record against the configuration before it is stored, so a record
+// can never produce an unsafe script.
+func (s *Server) ValidateNode(n *store.Node) error {
+	mac, err := store.ParseMAC(n.MAC)
+	if err != nil {
+		return err
+	}
+	n.MAC = mac
+	if err := ipxe.ValidateNetwork(n.Network); err != nil {
+		return err
+	}
+	if _, ok := s.cfg.Networks[n.Network]; !ok {
+		return fmt.Errorf("%w: %q (known: %s)", ErrUnknownNetwork, n.Network, strings.Join(s.networkNames(), ", "))
+	}
+	if n.Farm == 0 {
+		return fmt.Errorf("%w: farm id must be a positive integer", ipxe.ErrUnsafe)
+	}
+	if err := ipxe.ValidateArgs(n.Args); err != nil {
+		return err
+	}
+	if n.Kernel != "" {
+		if _, err := s.kernelFor(n.Network, n.Kernel); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) apiListNodes(c *gin.Context) {
+	nodes, err := s.cfg.Store.ListNodes()
+	if err != nil {
+		s.apiFail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, nodes)
+}
+
+func (s *Server) apiGetNode(c *gin.Context) {
+	n, err := s.cfg.Store.GetNode(c.Param("mac"))
+	if err != nil {
+		s.apiFail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, n)
+}
+
+func (s *Server) apiCreateNode(c *gin.Context) {
+	var in NodeInput
+	if err := c.ShouldBindJSON(&in); err != nil {
+		s.apiFail(c, fmt.Errorf("%w: %v", errBadInput, err))
+		return
+	}
+	n := store.Node{MAC: in.MAC}
+	apply(&n, in)
+	if err := s.ValidateNode(&n); err != nil {
+		s.apiFail(c, err)
+		return
+	}
+	n, err := s.cfg.Store.CreateNode(n)
+	if err != nil {
+		s.apiFail(c, err)
+		return
+	}
+	s.log.Info("node created", "mac", n.MAC, "network", n.Network, "farm", n.Farm)
+	c.JSON(http.StatusCreated, n)
+}
+
+func (s *Server) apiUpdateNode(c *gin.Context) {
+	var in NodeInput
+	if err := c.ShouldBindJSON(&in); err != nil {
+		s.apiFail(c, fmt.Errorf("%w: %v", errBadInput, err))
+		return
+	}
+	n, err := s.cfg.Store.UpdateNode(c.Param("mac"), func(n *store.Node) error {
+		apply(n, in)
+		return s.ValidateNode(n)
+	})
+	if err != nil {
+		s.apiFail(c, err)
+		return
+	}
+	s.log.Info("node updated", "mac", n.MAC, "network", n.Network, "farm", n.Farm)
+	c.JSON(http.StatusOK, n)
+}
+
+func apply(n *store.Node, in NodeInput) {
+	if in.Network != nil {
+		n.Network = *in.Network
+	}
+	if in.Farm != nil {
+		n.Farm = *in.Farm
+	}
+	if in.Args != nil {
+		n.Args = *in.Args
+	}
+	if in.Kernel != nil {
+		n.Kernel = *in.Kernel
+	}
+}
+
+func (s *Server) apiDeleteNode(c *gin.Context) {
+	if err := s.cfg.Store.DeleteNode(c.Param("mac")); err != nil {
+		s.apiFail(c, err)
+		return
+	}
+	s.log.Info("node deleted", "mac", c.Param("mac"))
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) apiEvents(c *gin.Context) {
+	evs, err := s.cfg.Store.Events(c.Param("mac"))
+	if err != nil {
+		s.apiFail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, evs)
+}
+
+// ImportResult is the answer to an import: counts, or every bad line (nothing imported).
+type ImportResult struct {
+	Created int         `json:"created"`
+	Updated int         `json:"updated"`
+	Errors  []LineError `json:"errors,omitempty"`
+}
+
+func (s *Server) apiImport(c *gin.Context) {
+	// Read it all first: a body over the limit is refused whole, never parsed in part.
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		s.apiFail(c, err)
+		return
+	}
+	nodes, bad := ParseNodesCSV(bytes.NewReader(body), s.ValidateNode)
+	if len(bad) > 0 {
+		c.AbortWithStatusJSON(http.StatusBadRequest, ImportResult{Errors: bad})
+		return
+	}
+	created, updated, err := s.cfg.Store.ImportNodes(nodes)
+	if err != nil {
+		s.apiFail(c, err)
+		return
+	}
+	s.log.Info("nodes imported", "created", created, "updated", updated)
+	c.JSON(http.StatusOK, ImportResult{Created: created, Updated: updated})
+}
+
+func (s *Server) apiExport(c *gin.Context) {
+	nodes, err := s.cfg.Store.ListNodes()
+	if err != nil {
+		s.apiFail(c, err)
+		return
+	}
+	c.Header("Content-Type", "text/csv; charset=utf-8")
+	c.Header("Content-Disposition", `attachment; filename="bootstrapd-nodes.csv"`)
+	if err := WriteNodesCSV(c.Writer, nodes); err != nil {
+		s.log.Warn("export", "err", err)
+	}
+}
+
+// Discovered is a MAC that asked for a script, with its record if it has one.
+type Discovered struct {
+	store.Seen
+	Known bool `json:"known"`
+}
+
+func (s *Server) apiDiscovered(c *gin.Context) {
+	seen, err := s.cfg.Store.ListSeen()
+	if err != nil {
+		s.apiFail(c, err)
+		return
+	}
+	out := make([]Discovered, 0, len(seen))
+	for _, sn := range seen {
+		_, err := s.cfg.Store.GetNode(sn.MAC)
+		out = append(out, Discovered{Seen: sn, Known: err == nil})
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) networkNames() []string {
+	names := make([]string, 0, len(s.cfg.Networks))
+	for k := range s.cfg.Networks {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
+}

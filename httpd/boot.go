@@ -1,0 +1,188 @@
+package httpd
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"path"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/threefoldtech/bootstrapd/ipxe"
+	"github.com/threefoldtech/bootstrapd/store"
+)
+
+const scriptType = "text/plain; charset=utf-8"
+
+// handleIPXE serves /ipxe/<network>[/<farm>[/<extra>[/<kernel>]]].
+func (s *Server) handleIPXE(c *gin.Context) {
+	req, err := ParseBootPath(c.Param("network")+c.Param("rest"), s.cfg.Networks)
+	if err != nil {
+		s.failBoot(c, err)
+		return
+	}
+	script, err := s.BootScript(c.Request, req)
+	if err != nil {
+		s.failBoot(c, err)
+		return
+	}
+	s.metrics.scripts.WithLabelValues("boot").Inc()
+	c.Data(http.StatusOK, scriptType, script)
+}
+
+// BootScript renders the script for req with URLs relative to r (see baseURL). The media
+// endpoints embed exactly these bytes.
+func (s *Server) BootScript(r *http.Request, req BootRequest) ([]byte, error) {
+	kernel, err := s.kernelFor(req.Network, req.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	return s.cfg.Scripts.Render(ipxe.Boot{
+		Network:     req.Network,
+		NetworkName: s.cfg.Networks[req.Network],
+		Farm:        req.Farm,
+		Args:        req.Args,
+		KernelURL:   s.baseURL(r) + "/kernel/" + kernel,
+	})
+}
+
+// kernelFor names the kernel file a boot uses and checks that it exists inside the kernels
+// directory (symlinks resolved, but never out of it).
+func (s *Server) kernelFor(network, override string) (string, error) {
+	name := override
+	if name == "" {
+		name = path.Join("net", network+".efi")
+	}
+	if err := ipxe.ValidateKernel(name); err != nil {
+		return "", err
+	}
+	st, err := s.kernels.Stat(name)
+	if err != nil || !st.Mode().IsRegular() {
+		return "", fmt.Errorf("%w: %s (in %s)", ErrNoKernel, name, s.cfg.KernelsDir)
+	}
+	return name, nil
+}
+
+func (s *Server) failBoot(c *gin.Context, err error) {
+	switch {
+	case errors.Is(err, ErrUnknownNetwork):
+		fail(c, http.StatusNotFound, "%v (known: %s)", err, strings.Join(s.networkNames(), ", "))
+	case errors.Is(err, ErrNoKernel):
+		fail(c, http.StatusNotFound, "%v", err)
+	case errors.Is(err, ipxe.ErrUnsafe), errors.Is(err, store.ErrBadMAC):
+		fail(c, http.StatusBadRequest, "%v", err)
+	default:
+		s.log.Error("boot script", "path", c.Request.URL.Path, "err", err)
+		fail(c, http.StatusInternalServerError, "internal error")
+	}
+}
+
+// handleProvision serves a node's boot script from its record. It never answers 500 to a
+// node: a node that cannot be booted gets a script that waits and asks again, so it boots
+// without a power cycle once the problem is fixed.
+func (s *Server) handleProvision(c *gin.Context) {
+	mac, err := store.ParseMAC(c.Param("mac"))
+	if err != nil {
+		fail(c, http.StatusBadRequest, "%v", err)
+		return
+	}
+	log := s.log.With("mac", mac, "remote", c.ClientIP())
+	if _, err := s.cfg.Store.MarkSeen(mac, c.Query("arch"), remoteIP(c.Request)); err != nil {
+		log.Warn("record seen", "err", err)
+	}
+
+	kind := "node"
+	req, err := s.nodeBoot(mac)
+	if errors.Is(err, store.ErrNotFound) && s.cfg.Default.Network != "" {
+		kind = "default"
+		req, err = BootRequest{Network: s.cfg.Default.Network, Farm: s.cfg.Default.Farm, Args: s.cfg.Default.Args}, nil
+	}
+	var script []byte
+	if err == nil {
+		script, err = s.BootScript(c.Request, req)
+	}
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			log.Error("cannot boot node, it will wait", "err", err)
+		} else {
+			log.Info("unknown node asked for a script; it waits for a record")
+		}
+		kind = "wait"
+		script, err = s.cfg.Scripts.Wait(mac, s.baseURL(c.Request)+"/provision/"+mac)
+		if err != nil {
+			log.Error("wait script", "err", err)
+			fail(c, http.StatusServiceUnavailable, "cannot render a script: %v", err)
+			return
+		}
+	}
+	log.Info("script served", "kind", kind, "network", req.Network, "farm", req.Farm)
+	s.metrics.scripts.WithLabelValues(kind).Inc()
+	s.stage(Stage{MAC: mac, IP: remoteIP(c.Request), Name: "script-served", Detail: kind})
+	c.Data(http.StatusOK, scriptType, script)
+}
+
+// nodeBoot turns mac's record into a boot request, checking the record against the current
+// configuration (a network may have been removed since it was written).
+func (s *Server) nodeBoot(mac string) (BootRequest, error) {
+	n, err := s.cfg.Store.GetNode(mac)
+	if err != nil {
+		return BootRequest{}, err
+	}
+	if _, ok := s.cfg.Networks[n.Network]; !ok {
+		return BootRequest{}, fmt.Errorf("%w: %q in the record of %s", ErrUnknownNetwork, n.Network, mac)
+	}
+	return BootRequest{Network: n.Network, Farm: n.Farm, Args: n.Args, Kernel: n.Kernel}, nil
+}
+
+// Stage is a boot stage seen over HTTP. Kernel requests carry no MAC: the receiver matches
+// IP to the MAC whose script was served to it.
+type Stage struct {
+	MAC    string // "" when only the IP is known
+	IP     string
+	Name   string // script-served, kernel-requested, kernel-sent
+	Detail string
+}
+
+func (s *Server) stage(st Stage) {
+	if s.cfg.OnStage != nil {
+		s.cfg.OnStage(st)
+	}
+}
+
+// handleBinary serves the catalogue's iPXE binaries to UEFI HTTP Boot clients.
+func (s *Server) handleBinary(c *gin.Context) {
+	name := c.Param("file")
+	f, err := s.cfg.Binaries.Open(name)
+	if err != nil {
+		fail(c, http.StatusNotFound, "no iPXE binary %q", name)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	rs, ok := f.(interface {
+		Read([]byte) (int, error)
+		Seek(int64, int) (int64, error)
+	})
+	if err != nil || !ok {
+		fail(c, http.StatusInternalServerError, "cannot read %q", name)
+		return
+	}
+	c.Header("ETag", etag(st))
+	c.Header("Content-Type", "application/efi")
+	http.ServeContent(c.Writer, c.Request, name, st.ModTime(), rs)
+}
+
+func etag(st fs.FileInfo) string {
+	return fmt.Sprintf(`"%x-%x"`, st.Size(), st.ModTime().UnixNano())
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	return host
+}

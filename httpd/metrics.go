@@ -1,0 +1,62 @@
+package httpd
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	unauthorized prometheus.Counter
+	scripts      *prometheus.CounterVec
+	kernelBytes  prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bootstrapd_http_requests_total",
+			Help: "HTTP requests by route template (never the raw path) and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bootstrapd_http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by route template (kernel downloads included).",
+			Buckets: []float64{.0005, .001, .005, .01, .05, .1, .5, 1, 5, 30, 120},
+		}, []string{"route"}),
+		unauthorized: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bootstrapd_http_unauthorized_total",
+			Help: "Admin API requests refused for a missing or wrong bearer token.",
+		}),
+		scripts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bootstrapd_scripts_served_total",
+			Help: "Boot scripts served by kind: boot (from /ipxe), node (a record), default (default_node), wait (unknown MAC).",
+		}, []string{"kind"}),
+		kernelBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bootstrapd_http_kernel_bytes_sent_total",
+			Help: "Kernel bytes sent over HTTP.",
+		}),
+	}
+	for _, k := range []string{"boot", "node", "default", "wait"} {
+		m.scripts.WithLabelValues(k)
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.duration, m.unauthorized, m.scripts, m.kernelBytes)
+	}
+	return m
+}
+
+// middleware counts every request under its route template; unmatched paths share one label.
+func (m *metrics) middleware(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	m.requests.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Inc()
+	m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+}

@@ -1,0 +1,235 @@
+package httpd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/threefoldtech/bootstrapd/ipxe"
+	"github.com/threefoldtech/bootstrapd/store"
+)
+
+// DefaultNode boots MACs that have no record. An empty Network means they wait instead.
+type DefaultNode struct {
+	Network string
+	Farm    uint64
+	Args    string
+}
+
+// Config is everything the HTTP side needs; New fills the documented defaults.
+type Config struct {
+	// Addr is the TCP listen address; default ":8080".
+	Addr string
+	// PublicURL is the base of every URL handed to clients. Empty: http://<the address the
+	// request came in on>, so one appliance serves several interfaces.
+	PublicURL string
+	// Networks maps short names (prod, test, ...) to display names.
+	Networks map[string]string
+	// KernelsDir holds kernels; net/<network>.efi is each network's default.
+	KernelsDir string
+	// Binaries are the iPXE binaries served at /boot/<file> (UEFI HTTP Boot).
+	Binaries fs.FS
+	Scripts  *ipxe.Scripts
+	Store    *store.DB
+	Default  DefaultNode
+	// AdminSocket is the admin API's unix socket (mode 0600); empty: none.
+	AdminSocket string
+	// AdminToken allows the admin API over TCP with "Authorization: Bearer <token>"; empty:
+	// the admin API answers only on the socket.
+	AdminToken string
+	Logger     *slog.Logger
+	// Registry receives the package's metrics and is what /metrics serves; nil: a private one.
+	Registry *prometheus.Registry
+	// OnStage is told of boot stages seen over HTTP (script served, kernel sent); may be nil.
+	OnStage func(Stage)
+	// MaxBody bounds admin request bodies; default 4 MiB.
+	MaxBody int64
+}
+
+// Server answers HTTP on a TCP listener and the admin unix socket.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	kernels *os.Root
+	metrics *metrics
+	engine  *gin.Engine
+	tcp     net.Listener
+	unix    net.Listener
+}
+
+// New validates cfg, opens the kernels directory and binds the listeners.
+func New(cfg Config) (*Server, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = ":8080"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = 4 << 20
+	}
+	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	if cfg.Scripts == nil || cfg.Store == nil || cfg.Binaries == nil {
+		return nil, errors.New("httpd: Scripts, Store and Binaries are required")
+	}
+	root, err := os.OpenRoot(cfg.KernelsDir)
+	if err != nil {
+		return nil, fmt.Errorf("httpd: kernels dir: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, kernels: root, metrics: newMetrics(cfg.Registry)}
+	s.engine = s.routes()
+
+	s.tcp, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		root.Close()
+		return nil, fmt.Errorf("httpd: listen %s: %w", cfg.Addr, err)
+	}
+	if cfg.AdminSocket != "" {
+		s.unix, err = listenUnix(cfg.AdminSocket)
+		if err != nil {
+			s.tcp.Close()
+			root.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// listenUnix binds the admin socket with mode 0600: file permissions are its authentication.
+// A stale socket from a crashed daemon is removed; a live one (another daemon) is an error.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("httpd: admin socket dir: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("httpd: admin socket %s: another bootstrapd is listening on it", path)
+	}
+	os.Remove(path)
+	// The umask makes the socket 0600 from its creation on: no window where others can connect.
+	old := umask(0o177)
+	l, err := net.Listen("unix", path)
+	umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("httpd: admin socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("httpd: admin socket %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// Addr is the bound TCP address.
+func (s *Server) Addr() net.Addr { return s.tcp.Addr() }
+
+// AdminSocket is the admin socket's path, "" if none.
+func (s *Server) AdminSocket() string { return s.cfg.AdminSocket }
+
+// Handler is the whole HTTP handler, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+type ctxKey int
+
+const viaSocket ctxKey = 1
+
+// Serve answers until ctx ends, then stops accepting and gives requests in flight up to
+// 10 s to finish (a kernel download on a slow link can take longer; it is cut off then).
+func (s *Server) Serve(ctx context.Context) error {
+	defer s.kernels.Close()
+	srv := &http.Server{
+		Handler:           s.engine,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if _, ok := c.(*net.UnixConn); ok {
+				return context.WithValue(ctx, viaSocket, true)
+			}
+			return ctx
+		},
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(s.tcp) }()
+	n := 1
+	if s.unix != nil {
+		n++
+		go func() { errc <- srv.Serve(s.unix) }()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		n--
+	}
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(shutCtx); serr != nil {
+		srv.Close()
+	}
+	for ; n > 0; n-- {
+		<-errc
+	}
+	if s.unix != nil {
+		os.Remove(s.cfg.AdminSocket)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("httpd: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.Use(gin.Recovery(), s.metrics.middleware)
+	e.RedirectTrailingSlash = false
+	e.GET("/ipxe/:network", s.handleIPXE)
+	e.GET("/ipxe/:network/*rest", s.handleIPXE)
+	e.GET("/provision/:mac", s.handleProvision)
+	e.GET("/kernel/*name", s.handleKernel)
+	e.HEAD("/kernel/*name", s.handleKernel)
+	e.GET("/boot/:file", s.handleBinary)
+	e.HEAD("/boot/:file", s.handleBinary)
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
+	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	s.adminRoutes(e.Group("/api/v1", s.requireAdmin))
+	e.NoRoute(func(c *gin.Context) {
+		c.String(http.StatusNotFound, "not found: %s (see the README for the endpoints)\n", c.Request.URL.Path)
+	})
+	return e
+}
+
+// baseURL is where clients reach us: public_url, or the address this request came in on.
+func (s *Server) baseURL(r *http.Request) string {
+	if s.cfg.PublicURL != "" {
+		return s.cfg.PublicURL
+	}
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		return "http://" + netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+	}
+	return "http://" + r.Host
+}
+
+// fail writes a one-line plain-text reason and stops the handler chain.
+func fail(c *gin.Context, code int, format string, args ...any) {
+	c.Header("Content-Type", "text/plain; charset=utf-8")
+	c.AbortWithStatus(code)
+	fmt.Fprintf(c.Writer, format+"\n", args...)
+}

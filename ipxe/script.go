@@ -1,0 +1,160 @@
+package ipxe
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/template"
+)
+
+//go:embed templates/boot.ipxe
+var bootTemplate string
+
+//go:embed templates/wait.ipxe
+var waitTemplate string
+
+//go:embed templates/provision.ipxe
+var provisionTemplate string
+
+// Boot is what a boot script needs. Every field is validated by Render.
+type Boot struct {
+	Network     string // short name: prod, test, ...
+	NetworkName string // display name: "production (v3)"
+	Farm        uint64
+	Args        string // extra kernel arguments from the URL or the node record
+	KernelURL   string // absolute http(s) URL of the kernel
+}
+
+// ScriptConfig holds the parts of every script that come from configuration.
+type ScriptConfig struct {
+	// ArgsSuffix is appended to every kernel command line; the predecessor sent
+	// "nomodeset panic=7200".
+	ArgsSuffix string
+	// NTPServer is synchronised with before the kernel is fetched (HTTPS needs a sane clock);
+	// empty skips it.
+	NTPServer string
+	// RetrySeconds is how long a node without a record waits before asking again.
+	RetrySeconds int
+}
+
+// Scripts renders boot scripts. Templates are parsed once.
+type Scripts struct {
+	cfg       ScriptConfig
+	boot      *template.Template
+	wait      *template.Template
+	provision *template.Template
+}
+
+// NewScripts validates cfg and parses the templates.
+func NewScripts(cfg ScriptConfig) (*Scripts, error) {
+	if err := ValidateArgs(cfg.ArgsSuffix); err != nil {
+		return nil, fmt.Errorf("args suffix: %w", err)
+	}
+	if cfg.NTPServer != "" && !hostRE.MatchString(cfg.NTPServer) {
+		return nil, fmt.Errorf("%w: ntp server %q is not a host name or address", ErrUnsafe, cfg.NTPServer)
+	}
+	if cfg.RetrySeconds <= 0 {
+		cfg.RetrySeconds = 30
+	}
+	parse := func(name, text string) *template.Template {
+		return template.Must(template.New(name).Option("missingkey=error").Parse(text))
+	}
+	return &Scripts{
+		cfg:       cfg,
+		boot:      parse("boot", bootTemplate),
+		wait:      parse("wait", waitTemplate),
+		provision: parse("provision", provisionTemplate),
+	}, nil
+}
+
+// Cmdline is the kernel command line for b: version=v3 runmode=<network> farmer_id=<farm>
+// <args> <suffix>.
+func (s *Scripts) Cmdline(b Boot) string {
+	parts := []string{"version=v3", "runmode=" + b.Network, "farmer_id=" + strconv.FormatUint(b.Farm, 10)}
+	for _, extra := range []string{b.Args, s.cfg.ArgsSuffix} {
+		parts = append(parts, strings.Fields(extra)...)
+	}
+	return strings.Join(parts, " ")
+}
+
+// Render returns the boot script for b.
+func (s *Scripts) Render(b Boot) ([]byte, error) {
+	if err := ValidateNetwork(b.Network); err != nil {
+		return nil, err
+	}
+	if err := validateDisplay(b.NetworkName); err != nil {
+		return nil, err
+	}
+	if err := ValidateArgs(b.Args); err != nil {
+		return nil, err
+	}
+	if err := validateURL(b.KernelURL); err != nil {
+		return nil, err
+	}
+	return s.exec(s.boot, map[string]any{
+		"Boot":    b,
+		"Cmdline": s.Cmdline(b),
+		"NTP":     s.cfg.NTPServer,
+	})
+}
+
+// Wait returns the script for a MAC that has no record: it says so on the console and asks
+// again every RetrySeconds, so a node boots as soon as an operator adds it.
+func (s *Scripts) Wait(mac, retryURL string) ([]byte, error) {
+	if err := validateURL(retryURL); err != nil {
+		return nil, err
+	}
+	if err := validateDisplay(mac); err != nil {
+		return nil, err
+	}
+	return s.exec(s.wait, map[string]any{"MAC": mac, "URL": retryURL, "Seconds": s.cfg.RetrySeconds})
+}
+
+// Provision returns the script that configures each NIC in turn and chains
+// <base>/provision/${netX/mac}, for media that do not know which node they are in.
+func (s *Scripts) Provision(base string) ([]byte, error) {
+	if err := validateURL(base); err != nil {
+		return nil, err
+	}
+	return s.exec(s.provision, map[string]any{"Base": strings.TrimSuffix(base, "/"), "NTP": s.cfg.NTPServer})
+}
+
+func (s *Scripts) exec(t *template.Template, data any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		return nil, fmt.Errorf("render %s script: %w", t.Name(), err)
+	}
+	return buf.Bytes(), nil
+}
+
+var hostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.:-]{0,252}[A-Za-z0-9])?$`)
+
+// validateDisplay accepts text shown with echo: printable ASCII without iPXE metacharacters.
+func validateDisplay(s string) error {
+	for _, r := range s {
+		if r < 0x20 || r > 0x7e || strings.ContainsRune("$;&|\\\"'`#{}", r) {
+			return fmt.Errorf("%w: %q holds %q", ErrUnsafe, s, r)
+		}
+	}
+	return nil
+}
+
+// validateURL accepts absolute http(s) URLs whose every character is safe in a script:
+// url.Parse + String would re-escape, but iPXE's own ${...} and command syntax must not appear
+// at all.
+func validateURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: %q is not an absolute http(s) URL", ErrUnsafe, s)
+	}
+	for _, r := range s {
+		if r <= 0x20 || r > 0x7e || strings.ContainsRune("$;&|\\\"'`#{}<>^", r) {
+			return fmt.Errorf("%w: URL %q holds %q", ErrUnsafe, s, r)
+		}
+	}
+	return nil
+}
