@@ -1,0 +1,412 @@
+package dhcpd
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/threefoldtech/bootstrapd/ipxe"
+)
+
+// role says which listener a datagram arrived on; the ports themselves are configurable.
+type role int
+
+const (
+	roleDHCP role = iota // the DHCP server port, 67
+	rolePXE              // the PXE boot-server port, 4011
+)
+
+func (r role) String() string {
+	if r == rolePXE {
+		return "pxe"
+	}
+	return "dhcp"
+}
+
+// Vendor classes (option 60) of the clients we answer, and the one we put in replies.
+const (
+	vendorPXE  = "PXEClient"
+	vendorHTTP = "HTTPClient"
+)
+
+// iPXE encapsulated options inside option 175 (iPXE include/ipxe/features.h): each feature the
+// build has is a TLV whose code is the feature.
+const (
+	ipxeFeatureHTTP  = 0x13
+	ipxeFeatureHTTPS = 0x14
+)
+
+// PXE vendor sub-options inside option 43 (PXE 2.1 spec, EDK2 PxeBcDhcp4.h).
+const (
+	pxeDiscoveryControl = 6
+	pxeBootItem         = 71
+	// Discovery control bit 3: boot the file named in this offer, without boot-server
+	// discovery or a menu. With it EDK2 classifies our offer as "ProxyPxe10" and uses it
+	// directly; without it EDK2 asks again on port 4011.
+	pxeUseOfferedFile = 0x08
+)
+
+// Reply kinds, used as metric labels and (prefixed with "offer-") as Stage.Kind.
+const (
+	kindBinary     = "binary"
+	kindIPXEScript = "ipxe-script"
+	kindHTTPBoot   = "httpboot"
+)
+
+var replyKinds = []string{kindBinary, kindIPXEScript, kindHTTPBoot}
+
+// Reasons a datagram gets no reply; metric label values.
+const (
+	dropMalformed      = "malformed"       // not a decodable DHCPv4 packet
+	dropNotRequest     = "not-bootrequest" // op is not BOOTREQUEST (a reply, our own or a server's)
+	dropNotPXE         = "not-pxe"         // option 60 is neither PXEClient nor HTTPClient
+	dropWrongType      = "wrong-type"      // not a DISCOVER on port 67 / a REQUEST on 4011
+	dropBadHWAddr      = "bad-hwaddr"      // chaddr is not a 6-byte Ethernet address
+	dropOtherInterface = "other-interface" // arrived on an interface we do not serve
+	dropNoAddress      = "no-address"      // the arrival interface has no IPv4 address
+	dropNoArch         = "no-arch"         // no option 93 and no Arch: in option 60
+	dropNoBinary       = "no-binary"       // no iPXE binary for the client's architecture
+	dropSendFailed     = "send-failed"     // the reply could not be sent
+)
+
+var dropReasons = []string{
+	dropMalformed, dropNotRequest, dropNotPXE, dropWrongType, dropBadHWAddr, dropOtherInterface,
+	dropNoAddress, dropNoArch, dropNoBinary, dropSendFailed,
+}
+
+// maxBootFileLen bounds the boot file we send: option 67 may be split over several options
+// (RFC 3396) but a whole reply must fit the 576-byte minimum every client accepts.
+const maxBootFileLen = 200
+
+// arrival is what the server knows about where a datagram came from.
+type arrival struct {
+	Role    role
+	Src     netip.AddrPort // sender's address and port
+	Dst     netip.Addr     // the packet's destination address (ours, or a broadcast)
+	IfIndex int
+	Iface   string
+	Served  bool           // the interface is one we serve
+	Addrs   []netip.Prefix // IPv4 addresses of the arrival interface
+}
+
+// policy is the part of the configuration the decision needs.
+type policy struct {
+	PublicURL  string    // base of every URL we hand out; empty: http://<our address>:<HTTPPort>
+	HTTPPort   int       // port of bootstrapd's HTTP server
+	ServerPort int       // our DHCP port: relays listen on it; clients on ServerPort+1
+	Files      BootFiles // the iPXE binary catalogue
+}
+
+// client is what a request says about the machine that sent it.
+type client struct {
+	MAC          net.HardwareAddr
+	XID          dhcpv4.TransactionID
+	Type         dhcpv4.MessageType
+	VendorClass  string // option 60 as sent
+	Arch         iana.Arch
+	HasArch      bool
+	IPXE         bool // option 77 is "iPXE"
+	IPXEFeatures bool // option 175 advertises HTTP and HTTPS
+	IP           netip.Addr
+}
+
+// decision is decide's answer: a reply and where to send it, or the reason for silence.
+type decision struct {
+	Client client
+	Reply  *dhcpv4.DHCPv4 // nil: stay silent, see Drop
+	Drop   string         // a drop reason when Reply is nil
+	Detail string         // extra words for the log
+	Kind   string         // reply kind when Reply is set
+	File   string         // the boot file handed out
+	Server netip.Addr     // our address the reply comes from
+	To     netip.AddrPort // reply destination
+	// Broadcast replies go out of the arrival interface (IfIndex) because a limited broadcast
+	// has no route to choose an interface by.
+	Broadcast bool
+}
+
+// decide turns one datagram into a ProxyDHCP reply or a reason to stay silent. It never
+// touches a socket; the only call outside this package is Files.BootFile.
+func decide(b []byte, in arrival, p policy) decision {
+	var d decision
+	req, err := dhcpv4.FromBytes(b)
+	if err != nil {
+		d.Drop, d.Detail = dropMalformed, err.Error()
+		return d
+	}
+	d.Client = classify(req)
+	c := &d.Client
+	if req.OpCode != dhcpv4.OpcodeBootRequest {
+		d.Drop = dropNotRequest
+		return d
+	}
+	httpBoot := strings.HasPrefix(c.VendorClass, vendorHTTP)
+	if !httpBoot && !strings.HasPrefix(c.VendorClass, vendorPXE) {
+		d.Drop = dropNotPXE
+		return d
+	}
+	want := dhcpv4.MessageTypeDiscover
+	if in.Role == rolePXE {
+		want = dhcpv4.MessageTypeRequest
+	}
+	if c.Type != want {
+		d.Drop, d.Detail = dropWrongType, fmt.Sprintf("%s on the %s port", c.Type, in.Role)
+		return d
+	}
+	if req.HWType != iana.HWTypeEthernet || len(req.ClientHWAddr) != 6 {
+		d.Drop, d.Detail = dropBadHWAddr, fmt.Sprintf("htype %d hlen %d", req.HWType, len(req.ClientHWAddr))
+		return d
+	}
+	if !in.Served {
+		d.Drop, d.Detail = dropOtherInterface, in.Iface
+		return d
+	}
+	d.Server = serverAddr(in, req)
+	if !d.Server.IsValid() {
+		d.Drop, d.Detail = dropNoAddress, in.Iface
+		return d
+	}
+	if c.HasArch && ipxe.IsHTTPBoot(c.Arch) {
+		httpBoot = true
+	}
+
+	base := p.PublicURL
+	if base == "" {
+		base = "http://" + d.Server.String()
+		if p.HTTPPort != 0 && p.HTTPPort != 80 {
+			base += ":" + strconv.Itoa(p.HTTPPort)
+		}
+	}
+	vendor := vendorPXE
+	switch {
+	case c.IPXE && c.IPXEFeatures:
+		d.Kind, d.File = kindIPXEScript, base+"/provision/"+c.MAC.String()
+	case !c.HasArch:
+		d.Drop = dropNoArch
+		return d
+	case p.Files == nil:
+		d.Drop = dropNoBinary
+		return d
+	default:
+		name, err := p.Files.BootFile(c.Arch)
+		if err != nil || name == "" {
+			d.Drop = dropNoBinary
+			if err != nil {
+				d.Detail = err.Error()
+			}
+			return d
+		}
+		d.Kind, d.File = kindBinary, name
+		if httpBoot {
+			d.Kind, d.File, vendor = kindHTTPBoot, base+"/boot/"+name, vendorHTTP
+		}
+	}
+	if len(d.File) > maxBootFileLen {
+		d.Drop, d.Detail = dropNoBinary, "boot file name too long"
+		return d
+	}
+
+	d.Reply = buildReply(req, in.Role, d.Server, vendor, d.File)
+	switch {
+	case in.Role == rolePXE && in.Src.Addr().IsUnspecified():
+		// Only a client without an address would send from 0.0.0.0; it can only hear a
+		// broadcast, on the port it sent from.
+		d.To, d.Broadcast = netip.AddrPortFrom(netip.IPv4Unspecified(), in.Src.Port()), true
+	case in.Role == rolePXE:
+		// EDK2 sends from and listens on 4011 (PxeBcDhcp4Discover); iPXE from an
+		// ephemeral port. Either way the answer goes back where the request came from.
+		d.To = in.Src
+	case !isZero(req.GatewayIPAddr):
+		// RFC 2131 4.1: replies to a relayed request go to the relay's server port.
+		gw, _ := netip.AddrFromSlice(req.GatewayIPAddr.To4())
+		d.To = netip.AddrPortFrom(gw, uint16(p.ServerPort))
+	default:
+		// The client has no address yet (yiaddr stays zero), so only a broadcast reaches it.
+		d.To, d.Broadcast = netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(p.ServerPort+1)), true
+	}
+	if d.Broadcast {
+		d.To = netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), d.To.Port())
+	}
+	return d
+}
+
+// classify reads what the request says about the client; it never fails, absent options
+// leave fields zero.
+func classify(req *dhcpv4.DHCPv4) client {
+	c := client{
+		MAC:         req.ClientHWAddr,
+		XID:         req.TransactionID,
+		Type:        req.MessageType(),
+		VendorClass: string(req.Options.Get(dhcpv4.OptionClassIdentifier)),
+	}
+	if a := req.Options.Get(dhcpv4.OptionClientSystemArchitectureType); len(a) >= 2 {
+		// RFC 4578 allows a list; firmware sends one, the first is the one it runs.
+		c.Arch, c.HasArch = iana.Arch(uint16(a[0])<<8|uint16(a[1])), true
+	} else if a, ok := archFromVendorClass(c.VendorClass); ok {
+		c.Arch, c.HasArch = a, true
+	}
+	// iPXE sends option 77 as the bare string "iPXE" rather than RFC 3004's length-prefixed
+	// list; UserClass copes with both.
+	for _, uc := range req.UserClass() {
+		if uc == "iPXE" {
+			c.IPXE = true
+		}
+	}
+	if c.IPXE {
+		f := ipxeFeatures(req.Options.Get(dhcpv4.OptionEtherboot))
+		c.IPXEFeatures = f[ipxeFeatureHTTP] && f[ipxeFeatureHTTPS]
+	}
+	if ip := req.ClientIPAddr.To4(); !isZero(ip) {
+		c.IP, _ = netip.AddrFromSlice(ip)
+	} else if ip := req.RequestedIPAddress().To4(); !isZero(ip) {
+		c.IP, _ = netip.AddrFromSlice(ip)
+	}
+	return c
+}
+
+// archFromVendorClass parses "PXEClient:Arch:00007:UNDI:003000" (PXE 2.1 spec, RFC 4578 2.1),
+// for firmware that omits option 93.
+func archFromVendorClass(vc string) (iana.Arch, bool) {
+	_, rest, ok := strings.Cut(vc, ":Arch:")
+	if !ok || len(rest) < 5 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(rest[:5], 10, 16)
+	if err != nil {
+		return 0, false
+	}
+	return iana.Arch(n), true
+}
+
+// ipxeFeatures lists the feature codes present in option 175's encapsulated TLVs. A truncated
+// TLV ends the walk; what came before it still counts.
+func ipxeFeatures(opt []byte) map[byte]bool {
+	f := map[byte]bool{}
+	for len(opt) > 0 {
+		code := opt[0]
+		if code == 0 { // pad
+			opt = opt[1:]
+			continue
+		}
+		if code == 255 || len(opt) < 2 || len(opt) < 2+int(opt[1]) {
+			break
+		}
+		f[code] = true
+		opt = opt[2+int(opt[1]):]
+	}
+	return f
+}
+
+// serverAddr picks our address on the arrival interface: the one the client sent to if it
+// unicast to us, else the one sharing a subnet with the relay or client, else the first.
+func serverAddr(in arrival, req *dhcpv4.DHCPv4) netip.Addr {
+	var first netip.Addr
+	for _, p := range in.Addrs {
+		if !p.Addr().Is4() {
+			continue
+		}
+		if !first.IsValid() {
+			first = p.Addr()
+		}
+		if p.Addr() == in.Dst {
+			return p.Addr()
+		}
+	}
+	for _, ip := range []net.IP{req.GatewayIPAddr, req.ClientIPAddr} {
+		a, ok := netip.AddrFromSlice(ip.To4())
+		if !ok || a.IsUnspecified() {
+			continue
+		}
+		for _, p := range in.Addrs {
+			if p.Addr().Is4() && p.Contains(a) {
+				return p.Addr()
+			}
+		}
+	}
+	return first
+}
+
+// buildReply builds the proxy reply: never an address (yiaddr zero), always siaddr and the
+// server identifier (iPXE drops a ProxyDHCP reply with siaddr zero even when it has a file).
+func buildReply(req *dhcpv4.DHCPv4, r role, server netip.Addr, vendor, file string) *dhcpv4.DHCPv4 {
+	srv := net.IP(server.AsSlice())
+	rep := &dhcpv4.DHCPv4{
+		OpCode:        dhcpv4.OpcodeBootReply,
+		HWType:        req.HWType,
+		TransactionID: req.TransactionID,
+		Flags:         req.Flags,
+		ClientIPAddr:  net.IPv4zero.To4(),
+		YourIPAddr:    net.IPv4zero.To4(),
+		ServerIPAddr:  srv,
+		GatewayIPAddr: req.GatewayIPAddr,
+		ClientHWAddr:  req.ClientHWAddr,
+		Options:       dhcpv4.Options{},
+	}
+	msg := dhcpv4.MessageTypeOffer
+	if r == rolePXE {
+		msg = dhcpv4.MessageTypeAck
+		rep.ClientIPAddr = req.ClientIPAddr
+	} else {
+		// As dnsmasq does: a client without an address can only take a broadcast, and a
+		// relay must broadcast our reply on the client's segment.
+		rep.SetBroadcast()
+	}
+	// A truncated file field would win over the full option 67 in iPXE (dhcppkt_fetch reads
+	// the header field first), so a name that does not fit goes in option 67 only.
+	if len(file) < 128 {
+		rep.BootFileName = file
+	}
+	rep.UpdateOption(dhcpv4.OptMessageType(msg))
+	rep.UpdateOption(dhcpv4.OptServerIdentifier(srv))
+	rep.UpdateOption(dhcpv4.OptClassIdentifier(vendor))
+	rep.UpdateOption(dhcpv4.OptBootFileName(file))
+	for _, code := range []dhcpv4.OptionCode{
+		dhcpv4.OptionClientMachineIdentifier, // PXE spec: the UUID is echoed
+		dhcpv4.OptionClientIdentifier,        // RFC 6842
+		dhcpv4.OptionRelayAgentInformation,   // RFC 3046 2.2
+	} {
+		if v := req.Options.Get(code); v != nil {
+			rep.UpdateOption(dhcpv4.OptGeneric(code, bytes.Clone(v)))
+		}
+	}
+	if vendor == vendorPXE {
+		if vo := pxeVendorOptions(r, req.Options.Get(dhcpv4.OptionVendorSpecificInformation)); vo != nil {
+			rep.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, vo))
+		}
+	}
+	return rep
+}
+
+// pxeVendorOptions is option 43 of a PXEClient reply. Port-67 offers say "use the offered
+// file". A 4011 ACK echoes the boot item the client asked for (PXE 2.1, as dnsmasq does), and
+// is otherwise left without option 43, like the BINL answers EDK2 expects there.
+func pxeVendorOptions(r role, req43 []byte) []byte {
+	if r == roleDHCP {
+		return []byte{pxeDiscoveryControl, 1, pxeUseOfferedFile, 255}
+	}
+	for o := req43; len(o) >= 2; {
+		code, n := o[0], int(o[1])
+		if code == 0 {
+			o = o[1:]
+			continue
+		}
+		if code == 255 || len(o) < 2+n {
+			break
+		}
+		if code == pxeBootItem && n == 4 {
+			return append([]byte{pxeBootItem, 4}, append(bytes.Clone(o[2:6]), 255)...)
+		}
+		o = o[2+n:]
+	}
+	return nil
+}
+
+func isZero(ip net.IP) bool {
+	return ip == nil || ip.IsUnspecified()
+}

@@ -1,0 +1,36 @@
+// Package dhcpd is bootstrapd's ProxyDHCP server: it tells network-booting firmware which file
+// to load, and never hands out addresses (the LAN's own DHCP server owns leases).
+//
+// It follows the PXE 2.1 ProxyDHCP model as dnsmasq's proxy mode implements it, with the
+// firmware quirks recorded in DESIGN.md ("ProxyDHCP rules"):
+//
+//   - Only requests whose vendor class (option 60) starts with "PXEClient" or "HTTPClient" are
+//     answered; everything else is ignored, and yiaddr is always zero.
+//   - On the DHCP port (67) a DHCPDISCOVER gets a proxy DHCPOFFER, broadcast to the client port
+//     (68) out of the interface it came in on, or unicast to the relay (giaddr) on port 67.
+//     DHCPREQUESTs on port 67 are not answered: they belong to the real DHCP server's
+//     exchange. dnsmasq's proxy mode does the same (it answers REQUESTs only on 4011); EDK2
+//     takes the boot file from our offer when option 43 carries sub-option 6 = 8, or else
+//     asks on 4011; iPXE takes it from the offer when siaddr and a file name are present, or
+//     else asks on 4011. Neither needs a proxy answer to a port-67 REQUEST.
+//   - On the PXE boot-server port (4011) a DHCPREQUEST gets a DHCPACK unicast back to its
+//     source address and port.
+//   - Every reply carries siaddr and option 54 set to our address on the arrival interface
+//     (iPXE drops a ProxyDHCP reply with a zero siaddr), option 60, option 97 copied, and the
+//     boot file in both the file field and option 67. Port-67 PXEClient offers also carry
+//     option 43 with PXE discovery control (sub-option 6) = 8: "boot the file in this offer,
+//     no boot-server discovery", which makes EDK2 use the offer directly.
+//
+// What a client gets:
+//
+//   - An iPXE (option 77 "iPXE") that advertises HTTP and HTTPS in option 175 gets the URL of
+//     its provisioning script, <base>/provision/<mac>.
+//   - Any other PXE firmware, including an old iPXE ROM without HTTPS, gets the iPXE binary for
+//     its architecture (option 93, or "Arch:NNNNN" in option 60) as a TFTP file name. That
+//     binary is a current iPXE, so the next DHCP round gets the script URL: no loop.
+//   - UEFI HTTP Boot (vendor class "HTTPClient") gets <base>/boot/<binary> and option 60
+//     "HTTPClient".
+//
+// The decision is the pure function decide (bytes in, reply or reason out); the Server only
+// reads datagrams with their arrival interface (IP_PKTINFO) and sends what decide returns.
+package dhcpd

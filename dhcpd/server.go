@@ -1,0 +1,371 @@
+package dhcpd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/insomniacslk/dhcp/iana"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/ipv4"
+)
+
+// BootFiles names the iPXE binary a firmware architecture loads. *ipxe.Catalogue implements
+// it. BootFile returns a bare file name, served by TFTP as is and by HTTP under /boot/, or an
+// error when no binary exists for arch; it must be safe for concurrent use.
+type BootFiles interface {
+	BootFile(arch iana.Arch) (string, error)
+}
+
+// Config configures a Server. Zero values are the defaults noted.
+type Config struct {
+	// Interfaces to answer on, by name. Empty: every interface that is up, is not a
+	// loopback, and has an IPv4 address (checked per request, so interfaces that appear
+	// later are served too). Requests from other interfaces are dropped and counted.
+	Interfaces []string
+	// Addr is the local address to bind, default "" (all). Anything else stops broadcast
+	// DHCPDISCOVERs from arriving; it is only useful for relayed setups and tests.
+	Addr string
+	// Port is the DHCP server port, default 67. Clients are answered on Port+1 (68), relays
+	// on Port, as dnsmasq's --dhcp-alternate-port does.
+	Port int
+	// PXEPort is the PXE boot-server port, default 4011.
+	PXEPort int
+	// HTTPPort is the port of bootstrapd's HTTP server, used in URLs when PublicURL is
+	// empty; default 80.
+	HTTPPort int
+	// PublicURL is the base of every URL handed out (http or https, no query), e.g.
+	// "http://boot.example.net:8080". Empty: http://<our address on the arrival
+	// interface>:<HTTPPort>.
+	PublicURL string
+	// Files maps architectures to iPXE binaries; required.
+	Files BootFiles
+	// Logger receives one line per reply (Info) and per ignored datagram (Debug, or Warn
+	// when the cause is on our side). Nil: discard.
+	Logger *slog.Logger
+	// Registerer receives the metrics. Nil: not registered (still counted).
+	Registerer prometheus.Registerer
+	// OnStage, when set, is called after each reply is sent, from the serve loop: it must
+	// return quickly.
+	OnStage func(Stage)
+}
+
+// Stage is one step of a node's boot that the ProxyDHCP saw: a reply sent to it.
+type Stage struct {
+	MAC  net.HardwareAddr
+	Arch iana.Arch  // client architecture (option 93 or option 60); 0 when it sent none
+	IP   netip.Addr // ciaddr, else the requested address (option 50); invalid when unknown
+	Kind string     // StageOfferBinary, StageOfferIPXEScript or StageOfferHTTPBoot
+	File string     // the boot file or URL handed out
+	Time time.Time
+}
+
+// Stage kinds.
+const (
+	StageOfferBinary     = "offer-binary"      // PXE firmware or old iPXE sent to a TFTP binary
+	StageOfferIPXEScript = "offer-ipxe-script" // iPXE sent to /provision/<mac>
+	StageOfferHTTPBoot   = "offer-httpboot"    // UEFI HTTP Boot sent to /boot/<binary>
+)
+
+// Server is a ProxyDHCP server on the DHCP and PXE ports. It is created bound by New and runs
+// in Serve.
+type Server struct {
+	log     *slog.Logger
+	pol     policy
+	onStage func(Stage)
+	m       *metrics
+	ifaces  *ifaceCache
+	conns   []*listener
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type listener struct {
+	role role
+	pc   *ipv4.PacketConn
+	addr netip.AddrPort
+}
+
+// New checks cfg and binds both ports. A port below 1024 needs root or CAP_NET_BIND_SERVICE:
+// without it the error satisfies errors.Is(err, os.ErrPermission). The sockets are released
+// by Serve or Close.
+func New(cfg Config) (*Server, error) {
+	if cfg.Port == 0 {
+		cfg.Port = 67
+	}
+	if cfg.PXEPort == 0 {
+		cfg.PXEPort = 4011
+	}
+	if cfg.HTTPPort == 0 {
+		cfg.HTTPPort = 80
+	}
+	for _, p := range []int{cfg.Port, cfg.Port + 1, cfg.PXEPort, cfg.HTTPPort} {
+		if p < 1 || p > 65535 {
+			return nil, fmt.Errorf("dhcpd: port %d out of range", p)
+		}
+	}
+	if cfg.Files == nil {
+		return nil, errors.New("dhcpd: Config.Files is required")
+	}
+	base, err := publicURL(cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range cfg.Interfaces {
+		if _, err := net.InterfaceByName(name); err != nil {
+			return nil, fmt.Errorf("dhcpd: interface %q: %w", name, err)
+		}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		log:     log,
+		pol:     policy{PublicURL: base, HTTPPort: cfg.HTTPPort, ServerPort: cfg.Port, Files: cfg.Files},
+		onStage: cfg.OnStage,
+		m:       m,
+		ifaces:  &ifaceCache{names: slices.Clone(cfg.Interfaces), ttl: 5 * time.Second},
+	}
+	for _, l := range []struct {
+		r    role
+		port int
+	}{{roleDHCP, cfg.Port}, {rolePXE, cfg.PXEPort}} {
+		ln, err := listen(l.r, net.JoinHostPort(cfg.Addr, strconv.Itoa(l.port)))
+		if err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+		s.conns = append(s.conns, ln)
+	}
+	return s, nil
+}
+
+func publicURL(raw string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("dhcpd: public URL %q: %w", raw, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("dhcpd: public URL %q: want http(s)://host[:port][/path]", raw)
+	}
+	base := strings.TrimRight(raw, "/")
+	if len(base)+len("/provision/aa:bb:cc:dd:ee:ff") > maxBootFileLen {
+		return "", fmt.Errorf("dhcpd: public URL %q: longer than %d bytes leaves no room in a DHCP reply", raw, maxBootFileLen-len("/provision/aa:bb:cc:dd:ee:ff"))
+	}
+	return base, nil
+}
+
+func listen(r role, addr string) (*listener, error) {
+	// Go sets SO_BROADCAST on UDP sockets, which the 255.255.255.255 replies need.
+	c, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dhcpd: listen on udp %s (%s port): %w", addr, r, err)
+	}
+	pc := ipv4.NewPacketConn(c)
+	// IP_PKTINFO: the arrival interface picks our address and the broadcast's way out.
+	if err := pc.SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("dhcpd: enable IP_PKTINFO on %s: %w", addr, err)
+	}
+	ap, _ := netip.ParseAddrPort(c.LocalAddr().String())
+	return &listener{role: r, pc: pc, addr: ap}, nil
+}
+
+// Addrs lists the bound addresses: the DHCP port first, then the PXE port.
+func (s *Server) Addrs() []netip.AddrPort {
+	out := make([]netip.AddrPort, 0, len(s.conns))
+	for _, l := range s.conns {
+		out = append(out, l.addr)
+	}
+	return out
+}
+
+// Close releases the sockets; Serve calls it on return. Safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		for _, l := range s.conns {
+			if err := l.pc.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// Serve answers requests until ctx ends, then closes the sockets and returns nil once every
+// goroutine it started has stopped. A socket error ends it early with that error.
+func (s *Server) Serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(s.conns))
+	var wg sync.WaitGroup
+	for _, l := range s.conns {
+		wg.Go(func() { errc <- s.loop(ctx, l) })
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	cancel()
+	_ = s.Close()
+	wg.Wait()
+	return err
+}
+
+func (s *Server) loop(ctx context.Context, l *listener) error {
+	// Larger than any Ethernet frame: a DHCP message is at most one unfragmented datagram in
+	// practice (RFC 2131 sets no upper bound, clients advertise up to 1500 in option 57).
+	buf := make([]byte, 9000)
+	for {
+		n, cm, src, err := l.pc.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("dhcpd: read %s: %w", l.addr, err)
+		}
+		s.handle(l, buf[:n], cm, src)
+	}
+}
+
+func (s *Server) handle(l *listener, b []byte, cm *ipv4.ControlMessage, src net.Addr) {
+	in := arrival{Role: l.role}
+	if u, ok := src.(*net.UDPAddr); ok {
+		in.Src = u.AddrPort()
+		in.Src = netip.AddrPortFrom(in.Src.Addr().Unmap(), in.Src.Port())
+	}
+	if cm != nil {
+		in.IfIndex = cm.IfIndex
+		if a, ok := netip.AddrFromSlice(cm.Dst.To4()); ok {
+			in.Dst = a
+		}
+	}
+	info := s.ifaces.get(in.IfIndex)
+	in.Iface, in.Served, in.Addrs = info.name, info.served, info.addrs
+
+	d := decide(b, in, s.pol)
+	typ, arch := receivedLabels(d)
+	s.m.received.WithLabelValues(typ, arch).Inc()
+	log := s.log.With("mac", d.Client.MAC.String(), "xid", d.Client.XID.String())
+	if d.Reply == nil {
+		s.m.dropped.WithLabelValues(d.Drop).Inc()
+		lvl := slog.LevelDebug
+		switch d.Drop {
+		case dropNoAddress, dropNoArch, dropNoBinary:
+			// A PXE client we should serve is left without an answer: that is on us.
+			lvl = slog.LevelWarn
+		}
+		log.Log(context.Background(), lvl, "dhcp request ignored", "reason", d.Drop, "detail", d.Detail,
+			"src", in.Src, "iface", in.Iface, "port", l.role.String(), "vendor_class", d.Client.VendorClass)
+		return
+	}
+	out := &ipv4.ControlMessage{Src: d.Server.AsSlice()}
+	if d.Broadcast {
+		out.IfIndex = in.IfIndex
+	}
+	if _, err := l.pc.WriteTo(d.Reply.ToBytes(), out, net.UDPAddrFromAddrPort(d.To)); err != nil {
+		s.m.dropped.WithLabelValues(dropSendFailed).Inc()
+		log.Warn("dhcp reply not sent", "to", d.To, "iface", in.Iface, "err", err)
+		return
+	}
+	s.m.replies.WithLabelValues(d.Kind).Inc()
+	log.Info("proxy dhcp reply sent", "type", d.Reply.MessageType().String(), "kind", d.Kind,
+		"file", d.File, "arch", archLabel(d.Client), "ipxe", d.Client.IPXE, "to", d.To,
+		"iface", in.Iface, "server", d.Server)
+	if s.onStage != nil {
+		st := Stage{MAC: d.Client.MAC, IP: d.Client.IP, Kind: "offer-" + d.Kind, File: d.File, Time: time.Now()}
+		if d.Client.HasArch {
+			st.Arch = d.Client.Arch
+		}
+		s.onStage(st)
+	}
+}
+
+// ifaceCache remembers each interface's name and IPv4 addresses for a few seconds, so a burst
+// of requests costs one netlink dump, and address changes are still seen.
+type ifaceCache struct {
+	names []string
+	ttl   time.Duration
+
+	mu      sync.Mutex
+	byIndex map[int]ifaceEntry
+}
+
+type ifaceEntry struct {
+	name   string
+	served bool
+	addrs  []netip.Prefix
+	at     time.Time
+}
+
+func (c *ifaceCache) get(index int) ifaceEntry {
+	now := time.Now()
+	c.mu.Lock()
+	e, ok := c.byIndex[index]
+	c.mu.Unlock()
+	if ok && now.Sub(e.at) < c.ttl {
+		return e
+	}
+	e = c.load(index)
+	e.at = now
+	c.mu.Lock()
+	// Interface indexes only grow as interfaces come and go; start over rather than keep
+	// every one ever seen.
+	if c.byIndex == nil || len(c.byIndex) > 256 {
+		c.byIndex = map[int]ifaceEntry{}
+	}
+	c.byIndex[index] = e
+	c.mu.Unlock()
+	return e
+}
+
+func (c *ifaceCache) load(index int) ifaceEntry {
+	ifi, err := net.InterfaceByIndex(index)
+	if err != nil {
+		return ifaceEntry{name: "ifindex-" + strconv.Itoa(index)}
+	}
+	e := ifaceEntry{name: ifi.Name}
+	if len(c.names) > 0 {
+		e.served = slices.Contains(c.names, ifi.Name)
+	} else {
+		e.served = ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagLoopback == 0
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return e
+	}
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(ipn.IP.To4())
+		if !ok {
+			continue
+		}
+		ones, _ := ipn.Mask.Size()
+		e.addrs = append(e.addrs, netip.PrefixFrom(ip, ones))
+	}
+	return e
+}
