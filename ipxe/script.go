@@ -72,9 +72,13 @@ func NewScripts(cfg ScriptConfig) (*Scripts, error) {
 }
 
 // Cmdline is the kernel command line for b: version=v3 runmode=<network> farmer_id=<farm>
-// <args> <suffix>.
+// <args> <suffix>, each argument separated by one space.
 func (s *Scripts) Cmdline(b Boot) string {
-	parts := []string{"version=v3", "runmode=" + b.Network, "farmer_id=" + strconv.FormatUint(b.Farm, 10)}
+	parts := []string{"version=v3", "runmode=" + b.Network}
+	// Without a farm (a bare /ipxe/<network>) the kernel asks for one, as with the predecessor.
+	if b.Farm != 0 {
+		parts = append(parts, "farmer_id="+strconv.FormatUint(b.Farm, 10))
+	}
 	for _, extra := range []string{b.Args, s.cfg.ArgsSuffix} {
 		parts = append(parts, strings.Fields(extra)...)
 	}
