@@ -32,9 +32,11 @@ func (s *Server) handleKernel(c *gin.Context) {
 	}
 	c.Header("ETag", etag(st))
 	c.Header("Content-Type", "application/octet-stream")
-	// A node fetches the kernel right after its script; a Range request (resume) or a HEAD
-	// is not a boot.
-	boot := c.Request.Method == http.MethodGet && c.GetHeader("Range") == ""
+	// A node fetches the kernel whole right after its script; a HEAD, a Range request
+	// (resume) or a conditional one (a cache) is not a boot.
+	h := c.Request.Header
+	boot := c.Request.Method == http.MethodGet && h.Get("Range") == "" &&
+		h.Get("If-None-Match") == "" && h.Get("If-Modified-Since") == ""
 	if boot {
 		s.stage(Stage{IP: remoteIP(c.Request), Name: "kernel-requested", Detail: name})
 	}
