@@ -126,9 +126,9 @@ func loadConfig(path string) (Config, error) {
 
 // validate checks values that parsing cannot; each error names its key.
 func (c *Config) validate() error {
-	for key, addr := range map[string]string{"http.listen": c.HTTP.Listen, "tftp.listen": c.TFTP.Listen} {
-		if err := checkListen(addr); err != nil {
-			return fmt.Errorf("%s: %w", key, err)
+	for _, kv := range [][2]string{{"http.listen", c.HTTP.Listen}, {"tftp.listen", c.TFTP.Listen}} {
+		if err := checkListen(kv[1]); err != nil {
+			return fmt.Errorf("%s: %w", kv[0], err)
 		}
 	}
 	if c.HTTP.PublicURL != "" {
@@ -159,10 +159,10 @@ func (c *Config) validate() error {
 	if err := os.MkdirAll(c.Paths.Data, 0o750); err != nil {
 		return fmt.Errorf("paths.data: %w", err)
 	}
-	for key, dir := range map[string]string{"paths.kernels": c.Paths.Kernels, "paths.ipxe": c.Paths.IPXE} {
-		st, err := os.Stat(dir)
+	for _, kv := range [][2]string{{"paths.kernels", c.Paths.Kernels}, {"paths.ipxe", c.Paths.IPXE}} {
+		st, err := os.Stat(kv[1])
 		if err != nil || !st.IsDir() {
-			return fmt.Errorf("%s: %q is not a directory (create it; `make run` does)", key, dir)
+			return fmt.Errorf("%s: %q is not a directory (create it; `make run` does)", kv[0], kv[1])
 		}
 	}
 	if c.Admin.Socket != "" && len(c.Admin.Socket) > 100 {

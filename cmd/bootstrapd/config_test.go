@@ -1,0 +1,108 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// The documented appliance.yaml and the built-in defaults must never drift apart: the README
+// promises that `bootstrapd serve` without a file behaves like the file.
+func TestApplianceYAMLIsTheDefault(t *testing.T) {
+	f, err := os.Open("../../appliance.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := parseConfig(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(defaultConfig(), got, cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("appliance.yaml differs from defaultConfig (-default +file):\n%s", diff)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir) // the defaults' relative paths land here, not in the source tree
+	for _, d := range []string{"k", "i"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paths := "paths: {data: " + dir + "/d, kernels: " + dir + "/k, ipxe: " + dir + "/i}\n"
+	tests := map[string]struct {
+		yaml string
+		want string // substring of the error; "" means valid
+	}{
+		"valid":              {paths, ""},
+		"empty file":         {"", "paths.kernels"}, // defaults point at ./var, absent here
+		"unknown key":        {paths + "htpp: {listen: ':80'}\n", "field htpp not found"},
+		"unknown nested key": {paths + "http: {listne: ':80'}\n", "field listne not found"},
+		"bad listen":         {paths + "http: {listen: 'localhost'}\n", "http.listen"},
+		"bad port":           {paths + "tftp: {listen: ':99999'}\n", "tftp.listen"},
+		"host name":          {paths + "tftp: {listen: 'example.org:69'}\n", "tftp.listen"},
+		"public url":         {paths + "http: {public_url: 'ftp://x'}\n", "http.public_url"},
+		"missing kernels":    {"paths: {data: " + dir + "/d, kernels: " + dir + "/nope, ipxe: " + dir + "/i}\n", "paths.kernels"},
+		"missing ipxe":       {"paths: {data: " + dir + "/d, kernels: " + dir + "/k, ipxe: " + dir + "/nope}\n", "paths.ipxe"},
+		"bad interface":      {paths + "dhcp: {interfaces: [nosuch0]}\n", "dhcp.interfaces"},
+		"bad network name":   {paths + "networks: {Prod: x}\n", "networks"},
+		"unsafe display":     {paths + "networks: {prod: 'a;b'}\n", "networks.prod"},
+		"default unknown":    {paths + "default_node: {network: main, farm: 1}\n", "default_node.network"},
+		"default no farm":    {paths + "default_node: {network: prod}\n", "default_node.farm"},
+		"default args":       {paths + "default_node: {args: 'a${b}'}\n", "default_node.args"},
+		"suffix":             {paths + "boot: {args_suffix: 'a\\nb'}\n", "boot.args_suffix"},
+		"retry":              {paths + "boot: {retry_seconds: 0}\n", "boot.retry_seconds"},
+		"log format":         {paths + "log: {format: xml}\n", "log.format"},
+		"log level":          {paths + "log: {level: loud}\n", "log.level"},
+		"wrong type":         {paths + "dhcp: {enabled: maybe}\n", "line 2"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "appliance.yaml")
+			if err := os.WriteFile(file, []byte(tc.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := loadConfig(file)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("valid config refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNetworksReplaceDefaults(t *testing.T) {
+	c, err := parseConfig(strings.NewReader("networks: {main: mainnet}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"main": "mainnet"}, c.Networks); diff != "" {
+		t.Fatal(diff)
+	}
+}
+
+func TestArpLookup(t *testing.T) {
+	table := "IP address       HW type     Flags       HW address            Mask     Device\n" +
+		"10.0.0.5         0x1         0x2         52:54:00:12:34:56     *        br0\n" +
+		"10.0.0.6         0x1         0x0         00:00:00:00:00:00     *        br0\n"
+	path := filepath.Join(t.TempDir(), "arp")
+	if err := os.WriteFile(path, []byte(table), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for ip, want := range map[string]string{"10.0.0.5": "52:54:00:12:34:56", "10.0.0.6": "", "10.0.0.7": ""} {
+		if got := arpLookup(path, ip); got != want {
+			t.Errorf("arpLookup(%s) = %q, want %q", ip, got, want)
+		}
+	}
+}
