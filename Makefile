@@ -1,0 +1,52 @@
+# bootstrapd: the two promised commands are `make run` and `make test` (see README.md).
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+BIN       := bin/bootstrapd
+IPXE_DIR  ?= var/ipxe
+FUZZTIME  ?= 10s
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Fuzz targets as package:Target; `go test -fuzz` runs one target at a time.
+FUZZ := ./store:FuzzParseMAC ./ipxe:FuzzRender ./ipxe:FuzzValidateKernel \
+        ./httpd:FuzzParseBootPath ./httpd:FuzzNodesCSVRoundTrip \
+        ./dhcpd:FuzzDecide ./tftpd:FuzzParsePath
+
+.PHONY: all build run ipxe test lint unit fuzz e2e clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/bootstrapd
+
+# The stock iPXE binaries (Debian trixie's pinned ipxe package, sha256-checked).
+ipxe:
+	packaging/fetch-ipxe.sh $(IPXE_DIR)
+
+# Start the appliance with the embedded defaults (appliance.yaml spells them out). As an
+# ordinary user, ProxyDHCP (67) and TFTP (69) are refused with one warning; HTTP serves on :8080.
+run: build ipxe
+	mkdir -p var/kernels/net
+	$(BIN) serve
+
+test: lint unit fuzz e2e
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+fuzz:
+	@set -e; for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; done
+
+# Real firmware under qemu in network namespaces: needs root (see .ci/run for the packages).
+e2e: ipxe
+	@[ "$$(id -u)" = 0 ] || { echo "make e2e: the LAN boot test creates network namespaces and must run as root (sudo make test)"; exit 1; }
+	BOOTSTRAPD_E2E=1 BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) $(GO) test -v -count=1 -timeout 40m ./test/e2e/
+
+clean:
+	rm -rf bin dist
