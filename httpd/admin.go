@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -51,6 +52,8 @@ type NodeInput struct {
 }
 
 func (s *Server) adminRoutes(g *gin.RouterGroup) {
+	// Kernel uploads are streamed to disk under their own, larger bound.
+	g.PUT("/kernels/:name", s.apiUploadKernel)
 	g.Use(func(c *gin.Context) {
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody)
 	})
@@ -63,6 +66,9 @@ func (s *Server) adminRoutes(g *gin.RouterGroup) {
 	g.POST("/import", s.apiImport)
 	g.GET("/export", s.apiExport)
 	g.GET("/discovered", s.apiDiscovered)
+	g.GET("/kernels", s.apiKernels)
+	g.DELETE("/kernels/:name", s.apiDeleteKernel)
+	g.PUT("/networks/:network/kernel", s.apiSetNetworkKernel)
 }
 
 func (s *Server) apiFail(c *gin.Context, err error) {
@@ -76,6 +82,8 @@ func (s *Server) apiFail(c *gin.Context, err error) {
 	case errors.Is(err, store.ErrBadMAC), errors.Is(err, ipxe.ErrUnsafe), errors.Is(err, ErrUnknownNetwork),
 		errors.Is(err, ErrNoKernel), errors.Is(err, errBadInput):
 		code = http.StatusBadRequest
+	case errors.Is(err, errInUse):
+		code = http.StatusConflict
 	case errors.As(err, &mbe):
 		code = http.StatusRequestEntityTooLarge
 	default:
@@ -245,10 +253,27 @@ func (s *Server) apiExport(c *gin.Context) {
 	}
 }
 
-// Discovered is a MAC that asked for a script, with its record if it has one.
+// Discovered is a MAC that asked for something, with where its boot stands.
 type Discovered struct {
 	store.Seen
-	Known bool `json:"known"`
+	Known     bool      `json:"known"`
+	LastStage string    `json:"last_stage,omitempty"`
+	LastEvent time.Time `json:"last_event,omitzero"`
+	Stuck     bool      `json:"stuck"`
+}
+
+// StageDone is the last stage of a boot: the kernel was sent whole.
+const StageDone = "kernel-sent"
+
+// bootState tells where a timeline stands: its last stage, and whether the node stopped
+// between stages for longer than after. A finished boot is never stuck, and a waiting node
+// asks again every few seconds, so its timeline keeps moving.
+func bootState(evs []store.Event, now time.Time, after time.Duration) (last store.Event, stuck bool) {
+	if len(evs) == 0 {
+		return store.Event{}, false
+	}
+	last = evs[len(evs)-1]
+	return last, last.Stage != StageDone && now.Sub(last.Time) > after
 }
 
 func (s *Server) apiDiscovered(c *gin.Context) {
@@ -257,10 +282,19 @@ func (s *Server) apiDiscovered(c *gin.Context) {
 		s.apiFail(c, err)
 		return
 	}
+	now := time.Now()
 	out := make([]Discovered, 0, len(seen))
 	for _, sn := range seen {
 		_, err := s.cfg.Store.GetNode(sn.MAC)
-		out = append(out, Discovered{Seen: sn, Known: err == nil})
+		d := Discovered{Seen: sn, Known: err == nil}
+		evs, err := s.cfg.Store.Events(sn.MAC)
+		if err != nil {
+			s.apiFail(c, err)
+			return
+		}
+		last, stuck := bootState(evs, now, s.cfg.StuckAfter)
+		d.LastStage, d.LastEvent, d.Stuck = last.Stage, last.Time, stuck
+		out = append(out, d)
 	}
 	c.JSON(http.StatusOK, out)
 }

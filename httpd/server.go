@@ -57,6 +57,9 @@ type Config struct {
 	OnStage func(Stage)
 	// MaxBody bounds admin request bodies; default 4 MiB.
 	MaxBody int64
+	// StuckAfter is how long a node may stay between two boot stages before it is flagged
+	// stuck; default 10 minutes.
+	StuckAfter time.Duration
 }
 
 // Server answers HTTP on a TCP listener and the admin unix socket.
@@ -64,6 +67,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	kernels *os.Root
+	hashes  hashCache
 	metrics *metrics
 	engine  *gin.Engine
 	tcp     net.Listener
@@ -83,6 +87,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxBody == 0 {
 		cfg.MaxBody = 4 << 20
+	}
+	if cfg.StuckAfter == 0 {
+		cfg.StuckAfter = 10 * time.Minute
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 	if cfg.Scripts == nil || cfg.Store == nil || cfg.Binaries == nil {
@@ -208,7 +215,10 @@ func (s *Server) routes() *gin.Engine {
 	e.HEAD("/boot/:file", s.handleBinary)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
 	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	// Public: the page's generator needs the networks before anyone has entered a token.
+	e.GET("/api/v1/networks", s.publicNetworks)
 	s.adminRoutes(e.Group("/api/v1", s.requireAdmin))
+	s.webRoutes(e)
 	e.NoRoute(func(c *gin.Context) {
 		c.String(http.StatusNotFound, "not found: %s (see the README for the endpoints)\n", c.Request.URL.Path)
 	})
