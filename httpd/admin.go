@@ -105,7 +105,7 @@ func (s *Server) ValidateNode(n *store.Node) error {
 	if err := ipxe.ValidateNetwork(n.Network); err != nil {
 		return err
 	}
-	if _, ok := s.cfg.Networks[n.Network]; !ok {
+	if _, ok := s.networks()[n.Network]; !ok {
 		return fmt.Errorf("%w: %q (known: %s)", ErrUnknownNetwork, n.Network, strings.Join(s.networkNames(), ", "))
 	}
 	if n.Farm == 0 {
@@ -300,8 +300,8 @@ func (s *Server) apiDiscovered(c *gin.Context) {
 }
 
 func (s *Server) networkNames() []string {
-	names := make([]string, 0, len(s.cfg.Networks))
-	for k := range s.cfg.Networks {
+	names := make([]string, 0, len(s.networks()))
+	for k := range s.networks() {
 		names = append(names, k)
 	}
 	slices.Sort(names)

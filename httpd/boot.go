@@ -19,7 +19,7 @@ const scriptType = "text/plain; charset=utf-8"
 
 // handleIPXE serves /ipxe/<network>[/<farm>[/<extra>[/<kernel>]]].
 func (s *Server) handleIPXE(c *gin.Context) {
-	req, err := ParseBootPath(c.Param("network")+c.Param("rest"), s.cfg.Networks)
+	req, err := ParseBootPath(c.Param("network")+c.Param("rest"), s.networks())
 	if err != nil {
 		s.failBoot(c, err)
 		return
@@ -42,7 +42,7 @@ func (s *Server) BootScript(r *http.Request, req BootRequest) ([]byte, error) {
 	}
 	return s.cfg.Scripts.Render(ipxe.Boot{
 		Network:     req.Network,
-		NetworkName: s.cfg.Networks[req.Network],
+		NetworkName: s.networks()[req.Network],
 		Farm:        req.Farm,
 		Args:        req.Args,
 		KernelURL:   s.baseURL(r) + "/kernel/" + kernel,
@@ -96,9 +96,9 @@ func (s *Server) handleProvision(c *gin.Context) {
 
 	kind := "node"
 	req, err := s.nodeBoot(mac)
-	if errors.Is(err, store.ErrNotFound) && s.cfg.Default.Network != "" {
+	if def := s.dflt.Load(); errors.Is(err, store.ErrNotFound) && def.Network != "" {
 		kind = "default"
-		req, err = BootRequest{Network: s.cfg.Default.Network, Farm: s.cfg.Default.Farm, Args: s.cfg.Default.Args}, nil
+		req, err = BootRequest{Network: def.Network, Farm: def.Farm, Args: def.Args}, nil
 	}
 	var script []byte
 	if err == nil {
@@ -131,7 +131,7 @@ func (s *Server) nodeBoot(mac string) (BootRequest, error) {
 	if err != nil {
 		return BootRequest{}, err
 	}
-	if _, ok := s.cfg.Networks[n.Network]; !ok {
+	if _, ok := s.networks()[n.Network]; !ok {
 		return BootRequest{}, fmt.Errorf("%w: %q in the record of %s", ErrUnknownNetwork, n.Network, mac)
 	}
 	return BootRequest{Network: n.Network, Farm: n.Farm, Args: n.Args, Kernel: n.Kernel}, nil

@@ -95,9 +95,9 @@ func (s *Server) networkDefault(network string) string {
 }
 
 func (s *Server) publicNetworks(c *gin.Context) {
-	out := make([]NetworkInfo, 0, len(s.cfg.Networks))
+	out := make([]NetworkInfo, 0, len(s.networks()))
 	for _, name := range s.networkNames() {
-		out = append(out, NetworkInfo{Name: name, Display: s.cfg.Networks[name], Kernel: s.networkDefault(name)})
+		out = append(out, NetworkInfo{Name: name, Display: s.networks()[name], Kernel: s.networkDefault(name)})
 	}
 	c.JSON(http.StatusOK, out)
 }
@@ -125,7 +125,7 @@ func (s *Server) apiKernels(c *gin.Context) {
 		}
 		list.Kernels = append(list.Kernels, KernelInfo{Name: e.Name(), Size: st.Size(), SHA256: sum, MTime: st.ModTime().UTC()})
 	}
-	for name := range s.cfg.Networks {
+	for name := range s.networks() {
 		list.Networks[name] = s.networkDefault(name)
 	}
 	c.JSON(http.StatusOK, list)
@@ -231,7 +231,7 @@ func (s *Server) apiDeleteKernel(c *gin.Context) {
 		return
 	}
 	var users []string
-	for net := range s.cfg.Networks {
+	for net := range s.networks() {
 		if s.networkDefault(net) == name {
 			users = append(users, "network "+net)
 		}
@@ -268,7 +268,7 @@ func (s *Server) apiDeleteKernel(c *gin.Context) {
 // beside it and renamed over it, so a node fetching the kernel meanwhile gets one of the two.
 func (s *Server) apiSetNetworkKernel(c *gin.Context) {
 	network := c.Param("network")
-	if _, ok := s.cfg.Networks[network]; !ok {
+	if _, ok := s.networks()[network]; !ok {
 		s.apiFail(c, fmt.Errorf("%w: %q", ErrUnknownNetwork, network))
 		return
 	}
@@ -304,5 +304,5 @@ func (s *Server) apiSetNetworkKernel(c *gin.Context) {
 	}
 	s.syncKernelsDir("net")
 	s.log.Info("network kernel set", "network", network, "kernel", in.Kernel)
-	c.JSON(http.StatusOK, NetworkInfo{Name: network, Display: s.cfg.Networks[network], Kernel: s.networkDefault(network)})
+	c.JSON(http.StatusOK, NetworkInfo{Name: network, Display: s.networks()[network], Kernel: s.networkDefault(network)})
 }

@@ -16,7 +16,12 @@ type metrics struct {
 	kernelBytes  prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// nodeCounter is the part of the store the node gauges read at scrape time.
+type nodeCounter interface {
+	CountNodes(seenSince time.Time) (known, seen int, err error)
+}
+
+func newMetrics(reg prometheus.Registerer, nodes nodeCounter) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bootstrapd_http_requests_total",
@@ -45,6 +50,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.unauthorized, m.scripts, m.kernelBytes)
+		if nodes != nil {
+			reg.MustRegister(nodeGauges(nodes)...)
+		}
 	}
 	return m
 }
@@ -59,4 +67,25 @@ func (m *metrics) middleware(c *gin.Context) {
 	}
 	m.requests.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Inc()
 	m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+}
+
+// nodeGauges count nodes when scraped, from the store: nothing to keep in sync.
+func nodeGauges(nodes nodeCounter) []prometheus.Collector {
+	count := func(which int) float64 {
+		known, seen, err := nodes.CountNodes(time.Now().Add(-time.Hour))
+		if err != nil {
+			return -1
+		}
+		return float64([]int{known, seen}[which])
+	}
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "bootstrapd_nodes_known",
+			Help: "Node records in the store.",
+		}, func() float64 { return count(0) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "bootstrapd_nodes_seen_last_hour",
+			Help: "MACs that asked the appliance for something in the last hour, known or not.",
+		}, func() float64 { return count(1) }),
+	}
 }

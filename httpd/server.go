@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -57,6 +59,9 @@ type Config struct {
 	OnStage func(Stage)
 	// MaxBody bounds admin request bodies; default 4 MiB.
 	MaxBody int64
+	// ShutdownGrace is how long requests in flight may run after Serve's context ends;
+	// default 10 s. Longer ones (a kernel on a slow link) are cut off.
+	ShutdownGrace time.Duration
 	// StuckAfter is how long a node may stay between two boot stages before it is flagged
 	// stuck; default 10 minutes.
 	StuckAfter time.Duration
@@ -69,9 +74,12 @@ type Server struct {
 	kernels *os.Root
 	hashes  hashCache
 	metrics *metrics
-	engine  *gin.Engine
-	tcp     net.Listener
-	unix    net.Listener
+	// nets and dflt change on reload (SIGHUP) while requests read them.
+	nets   atomic.Pointer[map[string]string]
+	dflt   atomic.Pointer[DefaultNode]
+	engine *gin.Engine
+	tcp    net.Listener
+	unix   net.Listener
 }
 
 // New validates cfg, opens the kernels directory and binds the listeners.
@@ -88,6 +96,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBody == 0 {
 		cfg.MaxBody = 4 << 20
 	}
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace = 10 * time.Second
+	}
 	if cfg.StuckAfter == 0 {
 		cfg.StuckAfter = 10 * time.Minute
 	}
@@ -99,7 +110,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpd: kernels dir: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, kernels: root, metrics: newMetrics(cfg.Registry)}
+	s := &Server{cfg: cfg, log: cfg.Logger, kernels: root, metrics: newMetrics(cfg.Registry, cfg.Store)}
+	s.Reload(cfg.Networks, cfg.Default)
 	s.engine = s.routes()
 
 	s.tcp, err = net.Listen("tcp", cfg.Addr)
@@ -143,6 +155,16 @@ func listenUnix(path string) (net.Listener, error) {
 	return l, nil
 }
 
+// Reload replaces the networks and the default node; requests in flight finish with the old
+// ones. The caller validates them (as at start).
+func (s *Server) Reload(networks map[string]string, def DefaultNode) {
+	nets := maps.Clone(networks)
+	s.nets.Store(&nets)
+	s.dflt.Store(&def)
+}
+
+func (s *Server) networks() map[string]string { return *s.nets.Load() }
+
 // Addr is the bound TCP address.
 func (s *Server) Addr() net.Addr { return s.tcp.Addr() }
 
@@ -157,7 +179,7 @@ type ctxKey int
 const viaSocket ctxKey = 1
 
 // Serve answers until ctx ends, then stops accepting and gives requests in flight up to
-// 10 s to finish (a kernel download on a slow link can take longer; it is cut off then).
+// ShutdownGrace to finish.
 func (s *Server) Serve(ctx context.Context) error {
 	defer s.kernels.Close()
 	srv := &http.Server{
@@ -184,7 +206,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	case err = <-errc:
 		n--
 	}
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownGrace)
 	defer cancel()
 	if serr := srv.Shutdown(shutCtx); serr != nil {
 		srv.Close()

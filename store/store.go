@@ -310,3 +310,21 @@ func putJSON(b *bolt.Bucket, k []byte, v any) error {
 	}
 	return b.Put(k, bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }
+
+// CountNodes counts records, and MACs seen at or after seenSince.
+func (s *DB) CountNodes(seenSince time.Time) (known, seen int, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		known = tx.Bucket(bucketNodes).Stats().KeyN
+		return tx.Bucket(bucketSeen).ForEach(func(k, v []byte) error {
+			var sn Seen
+			if err := json.Unmarshal(v, &sn); err != nil {
+				return fmt.Errorf("decode seen %s: %w", k, err)
+			}
+			if !sn.LastSeen.Before(seenSince) {
+				seen++
+			}
+			return nil
+		})
+	})
+	return known, seen, err
+}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -20,8 +21,9 @@ import (
 // Config mirrors appliance.yaml; the file documents each key.
 type Config struct {
 	HTTP struct {
-		Listen    string `yaml:"listen"`
-		PublicURL string `yaml:"public_url"`
+		Listen        string        `yaml:"listen"`
+		PublicURL     string        `yaml:"public_url"`
+		ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 	} `yaml:"http"`
 	TFTP struct {
 		Listen string `yaml:"listen"`
@@ -50,6 +52,10 @@ type Config struct {
 		NTP          string `yaml:"ntp"`
 		RetrySeconds int    `yaml:"retry_seconds"`
 	} `yaml:"boot"`
+	Events struct {
+		Keep       int           `yaml:"keep"`
+		StuckAfter time.Duration `yaml:"stuck_after"`
+	} `yaml:"events"`
 	Log struct {
 		Format string `yaml:"format"`
 		Level  string `yaml:"level"`
@@ -61,6 +67,7 @@ type Config struct {
 func defaultConfig() Config {
 	var c Config
 	c.HTTP.Listen = ":8080"
+	c.HTTP.ShutdownGrace = 10 * time.Second
 	c.TFTP.Listen = ":69"
 	c.DHCP.Enabled = true
 	c.Paths.Data = "./var"
@@ -73,6 +80,8 @@ func defaultConfig() Config {
 	c.Boot.ArgsSuffix = "nomodeset panic=7200"
 	c.Boot.NTP = "pool.ntp.org"
 	c.Boot.RetrySeconds = 30
+	c.Events.Keep = 50
+	c.Events.StuckAfter = 10 * time.Minute
 	c.Log.Format = "text"
 	c.Log.Level = "info"
 	return c
@@ -184,6 +193,15 @@ func (c *Config) validate() error {
 	}
 	if c.Boot.RetrySeconds < 1 || c.Boot.RetrySeconds > 3600 {
 		return fmt.Errorf("boot.retry_seconds: %d is not between 1 and 3600", c.Boot.RetrySeconds)
+	}
+	if c.HTTP.ShutdownGrace < 0 || c.HTTP.ShutdownGrace > 10*time.Minute {
+		return fmt.Errorf("http.shutdown_grace: %v is not between 0 and 10m", c.HTTP.ShutdownGrace)
+	}
+	if c.Events.Keep < 1 || c.Events.Keep > 10000 {
+		return fmt.Errorf("events.keep: %d is not between 1 and 10000", c.Events.Keep)
+	}
+	if c.Events.StuckAfter < time.Minute {
+		return fmt.Errorf("events.stuck_after: %v is shorter than 1m", c.Events.StuckAfter)
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)

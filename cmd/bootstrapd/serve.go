@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -37,12 +39,12 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.Log.Format, cfg.Log.Level)
-	return serve(ctx, cfg, log)
+	return serve(ctx, cfg, configPath(*cfgPath, flagWasSet(fs, "config")), log)
 }
 
 // serve runs every listener until ctx ends. HTTP must bind; TFTP and DHCP on privileged
 // ports may be refused to an ordinary user, which is one warning, not a failure.
-func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger) error {
 	cat, err := ipxe.OpenCatalogue(cfg.Paths.IPXE)
 	if err != nil {
 		return fmt.Errorf("paths.ipxe: %w", err)
@@ -57,7 +59,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(cfg.dbPath(), store.Options{})
+	db, err := store.Open(cfg.dbPath(), store.Options{MaxEvents: cfg.Events.Keep})
 	if err != nil {
 		return fmt.Errorf("paths.data: %w", err)
 	}
@@ -69,22 +71,24 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	tl := newTimeline(db, log)
+	tl := newTimeline(db, log, reg)
 
 	web, err := httpd.New(httpd.Config{
-		Addr:        cfg.HTTP.Listen,
-		PublicURL:   cfg.HTTP.PublicURL,
-		Networks:    cfg.Networks,
-		KernelsDir:  cfg.Paths.Kernels,
-		Binaries:    cat,
-		Scripts:     scripts,
-		Store:       db,
-		Default:     httpd.DefaultNode{Network: cfg.DefaultNode.Network, Farm: cfg.DefaultNode.Farm, Args: cfg.DefaultNode.Args},
-		AdminSocket: cfg.Admin.Socket,
-		AdminToken:  token,
-		Logger:      log.With("service", "http"),
-		Registry:    reg,
-		OnStage:     tl.http,
+		Addr:          cfg.HTTP.Listen,
+		PublicURL:     cfg.HTTP.PublicURL,
+		Networks:      cfg.Networks,
+		KernelsDir:    cfg.Paths.Kernels,
+		Binaries:      cat,
+		Scripts:       scripts,
+		Store:         db,
+		Default:       httpd.DefaultNode{Network: cfg.DefaultNode.Network, Farm: cfg.DefaultNode.Farm, Args: cfg.DefaultNode.Args},
+		AdminSocket:   cfg.Admin.Socket,
+		AdminToken:    token,
+		Logger:        log.With("service", "http"),
+		Registry:      reg,
+		OnStage:       tl.http,
+		ShutdownGrace: cfg.HTTP.ShutdownGrace,
+		StuckAfter:    cfg.Events.StuckAfter,
 	})
 	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)
@@ -140,6 +144,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 
 	notify("READY=1\nSTATUS=serving on http " + strconv.Itoa(httpPort))
+	g.Go(func() error { reloadOnHUP(ctx, cfgPath, web, log); return nil })
 	<-ctx.Done()
 	notify("STOPPING=1")
 	log.Info("shutting down")
@@ -150,4 +155,27 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 func stopWith(g *errgroup.Group, err error) error {
 	g.Go(func() error { return err })
 	return g.Wait()
+}
+
+// reloadOnHUP re-reads the configuration on SIGHUP and applies what can change without a
+// restart: networks and default_node (kernels are read from disk at each request anyway).
+// A bad file is logged and changes nothing; transfers in flight are never touched.
+func reloadOnHUP(ctx context.Context, path string, web *httpd.Server, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		cfg, err := loadConfig(path)
+		if err != nil {
+			log.Error("reload refused, configuration unchanged", "err", err)
+			continue
+		}
+		web.Reload(cfg.Networks, httpd.DefaultNode{Network: cfg.DefaultNode.Network, Farm: cfg.DefaultNode.Farm, Args: cfg.DefaultNode.Args})
+		log.Info("reloaded networks and default_node (other keys need a restart)", "networks", len(cfg.Networks))
+	}
 }

@@ -6,9 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/threefoldtech/bootstrapd/dhcpd"
 	"github.com/threefoldtech/bootstrapd/httpd"
@@ -26,6 +29,8 @@ type timeline struct {
 	log *slog.Logger
 	q   chan event
 
+	stages *prometheus.CounterVec
+
 	mu    sync.Mutex
 	byIP  map[string]ipEntry
 	limit int
@@ -42,8 +47,23 @@ type ipEntry struct {
 	when time.Time
 }
 
-func newTimeline(db *store.DB, log *slog.Logger) *timeline {
-	return &timeline{db: db, log: log, q: make(chan event, 1024), byIP: map[string]ipEntry{}, limit: 4096}
+// stageNames bounds the stage label of bootstrapd_boot_stages_total.
+var stageNames = []string{
+	dhcpd.StageOfferBinary, dhcpd.StageOfferIPXEScript, dhcpd.StageOfferHTTPBoot,
+	"tftp-sent", "tftp-failed", "script-served", "kernel-requested", httpd.StageDone,
+}
+
+func newTimeline(db *store.DB, log *slog.Logger, reg prometheus.Registerer) *timeline {
+	t := &timeline{db: db, log: log, q: make(chan event, 1024), byIP: map[string]ipEntry{}, limit: 4096,
+		stages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bootstrapd_boot_stages_total",
+			Help: "Boot stage transitions seen, by stage (proxy offer, TFTP, script, kernel).",
+		}, []string{"stage"})}
+	for _, s := range stageNames {
+		t.stages.WithLabelValues(s)
+	}
+	reg.MustRegister(t.stages)
+	return t
 }
 
 func (t *timeline) run(ctx context.Context) {
@@ -77,6 +97,9 @@ func (t *timeline) write(e event) {
 }
 
 func (t *timeline) push(e event) {
+	if slices.Contains(stageNames, e.ev.Stage) {
+		t.stages.WithLabelValues(e.ev.Stage).Inc()
+	}
 	t.log.Info("boot stage", "mac", e.mac, "stage", e.ev.Stage, "detail", e.ev.Detail, "ip", e.ip)
 	select {
 	case t.q <- e:
