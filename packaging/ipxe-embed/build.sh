@@ -1,0 +1,62 @@
+#!/bin/sh
+# build.sh IPXE_DIR OUT_DIR: build the script-carrying EFI binaries bootstrapd's /uefi/ and
+# /uefi-generic, /uefi-provision endpoints patch per request (ipxe/media).
+#
+# OUT_DIR/ipxe-amd64-script.efi and OUT_DIR/ipxe-arm64-script.efi are stub.c (a small EFI
+# application, see its header) with the stock iPXE binary from IPXE_DIR (the pinned Debian
+# build that packaging/fetch-ipxe.sh extracts) linked in, and an empty 4 KiB script slot.
+#
+# Why not iPXE built with EMBED=: that needs the iPXE source, and the Debian mirrors this
+# project can reach serve binary packages only (`apt-get source ipxe` gets 404). The stub
+# uses iPXE's documented EFI command-line script instead (src/interface/efi/efi_cmdline.c,
+# iPXE >= 1.21.1+git2023), so the shipped iPXE itself is byte-for-byte Debian's.
+#
+# One compiler for both architectures: clang targets PE/COFF directly and lld links EFI
+# applications, so no cross gcc, no gnu-efi and no objcopy step. -Brepro (no timestamp)
+# makes the output reproducible; a stamp file skips the build when nothing changed.
+# Needs: clang lld (Debian packages; installed here when missing and running as root).
+set -eu
+
+ipxe_dir="${1:?usage: build.sh IPXE_DIR OUT_DIR}"
+out="${2:?usage: build.sh IPXE_DIR OUT_DIR}"
+here=$(cd "$(dirname "$0")" && pwd)
+
+need=""
+command -v clang >/dev/null 2>&1 || need="$need clang"
+command -v ld.lld >/dev/null 2>&1 || need="$need lld"
+if [ -n "$need" ]; then
+	if [ "$(id -u)" = 0 ]; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $need >/dev/null
+	else
+		echo "ipxe-embed: install$need (Debian packages) first" >&2
+		exit 1
+	fi
+fi
+
+for f in ipxe-amd64.efi ipxe-arm64.efi; do
+	[ -s "$ipxe_dir/$f" ] || { echo "ipxe-embed: $ipxe_dir/$f missing (run packaging/fetch-ipxe.sh $ipxe_dir)" >&2; exit 1; }
+done
+
+stamp=$( (cat "$here/stub.c" "$here/build.sh" "$ipxe_dir/ipxe-amd64.efi" "$ipxe_dir/ipxe-arm64.efi"; clang --version) | sha256sum | cut -d' ' -f1)
+if [ -f "$out/STAMP" ] && [ "$(cat "$out/STAMP")" = "$stamp" ] &&
+	[ -s "$out/ipxe-amd64-script.efi" ] && [ -s "$out/ipxe-arm64-script.efi" ]; then
+	echo "ipxe-embed: $out is up to date"
+	exit 0
+fi
+
+mkdir -p "$out"
+for pair in x86_64:amd64 aarch64:arm64; do
+	target=${pair%%:*}
+	arch=${pair##*:}
+	# shellcheck disable=SC2016
+	clang --target="$target-unknown-windows" -std=c11 -O2 -Wall -Werror \
+		-ffreestanding -fshort-wchar -fno-stack-protector -fno-builtin -nostdlib \
+		$( [ "$target" = x86_64 ] && echo -mno-red-zone ) \
+		-DIPXE_EFI="\"$ipxe_dir/ipxe-$arch.efi\"" \
+		-fuse-ld=lld -Wl,-entry:efi_main -Wl,-subsystem:efi_application -Wl,-Brepro \
+		-o "$out/.ipxe-$arch-script.efi.tmp" "$here/stub.c"
+	mv -f "$out/.ipxe-$arch-script.efi.tmp" "$out/ipxe-$arch-script.efi"
+done
+rm -f "$out"/*.lib
+echo "$stamp" >"$out/STAMP"
+echo "ipxe-embed: built $out/ipxe-amd64-script.efi $out/ipxe-arm64-script.efi"
