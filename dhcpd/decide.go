@@ -371,7 +371,8 @@ func buildReply(req *dhcpv4.DHCPv4, r role, server netip.Addr, vendor, file stri
 		dhcpv4.OptionClientIdentifier,        // RFC 6842
 		dhcpv4.OptionRelayAgentInformation,   // RFC 3046 2.2
 	} {
-		if v := req.Options.Get(code); v != nil {
+		// Bounded so a hostile request cannot blow the reply past one datagram.
+		if v := req.Options.Get(code); v != nil && len(v) <= 255 {
 			rep.UpdateOption(dhcpv4.OptGeneric(code, bytes.Clone(v)))
 		}
 	}

@@ -6,7 +6,7 @@
 #     ovmf        OVMF's own PXE client (NIC ROM off): DISCOVER arch 7, then iPXE EFI
 #     ovmf-4011   same, with dnsmasq as the proxy (it sends EFI clients to port 4011)
 #     seabios     SeaBIOS + qemu's 2019 iPXE NIC ROM, then the catalogue's undionly.kpxe
-#     httpboot    OVMF with no proxy on the LAN: PXE fails, then UEFI HTTP Boot DISCOVERs
+#     httpboot    OVMF; capsrv answers only HTTP Boot: PXE fails, then UEFI HTTP Boot (slow)
 #
 # LAN: netns dcap-lan (bridge br0 10.99.0.1/24, dnsmasq leases + RAs, the VM's tap) joined by
 # a veth to netns dcap-prx (10.99.0.2: capsrv = dhcpd + HTTP, dnsmasq TFTP only).
@@ -56,12 +56,11 @@ ovmf-4011)
 		--enable-tftp --tftp-root="$ipxedir" --pid-file="$work/dnsmasq-prx.pid" --log-dhcp \
 		2>"$work/dnsmasq-prx.log" &
 	;;
-httpboot) ;;
 *)
 	ip netns exec $prx dnsmasq --keep-in-foreground --port=0 --interface=vp0 --bind-interfaces \
 		--enable-tftp --tftp-root="$ipxedir" --pid-file="$work/dnsmasq-prx.pid" \
 		2>"$work/dnsmasq-prx.log" &
-	ip netns exec $prx /tmp/capsrv "$ipxedir" 2>"$work/capsrv.log" &
+	ip netns exec $prx /tmp/capsrv "$ipxedir" "$scenario-only" 2>"$work/capsrv.log" &
 	echo $! >"$work/capsrv.pid"
 	;;
 esac

@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/insomniacslk/dhcp/iana"
+
 	"github.com/threefoldtech/bootstrapd/dhcpd"
 	"github.com/threefoldtech/bootstrapd/ipxe"
 )
@@ -28,10 +30,15 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	var files dhcpd.BootFiles = cat
+	if len(os.Args) > 2 && os.Args[2] == "httpboot-only" {
+		// Leave PXE unanswered so OVMF falls through to UEFI HTTP Boot.
+		files = httpOnly{cat}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := dhcpd.New(dhcpd.Config{Files: cat, Logger: log, HTTPPort: 80})
+	srv, err := dhcpd.New(dhcpd.Config{Files: files, Logger: log, HTTPPort: 80})
 	if err != nil {
 		return err
 	}
@@ -45,4 +52,13 @@ func run() error {
 	go func() { <-ctx.Done(); _ = hs.Close() }()
 	go func() { _ = hs.ListenAndServe() }()
 	return srv.Serve(ctx)
+}
+
+type httpOnly struct{ *ipxe.Catalogue }
+
+func (h httpOnly) BootFile(arch iana.Arch) (string, error) {
+	if !ipxe.IsHTTPBoot(arch) {
+		return "", fmt.Errorf("capsrv: %s is not HTTP Boot", arch)
+	}
+	return h.Catalogue.BootFile(arch)
 }
