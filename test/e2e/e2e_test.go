@@ -1,0 +1,271 @@
+package e2e
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// stageWant is a boot event the timeline must hold: its stage, and a substring of its
+// detail.
+type stageWant struct{ stage, detail string }
+
+// TestLANBoot boots VMs from the test LAN and checks the kernel command line each one
+// prints, and the boot timeline bootstrapd recorded for its MAC.
+func TestLANBoot(t *testing.T) {
+	e := requireE2E(t)
+	l := newLab(t, e)
+
+	tests := []struct {
+		name string
+		fw   firmware
+		// register: the node record exists before power-on. Otherwise the node must show
+		// the waiting message with its MAC, and boot once the record is added, without a
+		// power cycle.
+		register bool
+		// oldROM: the VM boots from qemu's NIC ROM, which must be an iPXE without HTTPS
+		// (Debian's ipxe-qemu 2019 build) for the case to test what it claims.
+		oldROM bool
+		// console: what the serial console must show before the kernel, in order; {mac}
+		// stands for the VM's MAC.
+		console []string
+		stages  []stageWant
+	}{
+		{
+			name:     "uefi-pxe",
+			fw:       ovmf,
+			register: true,
+			// OVMF's own PXE client, not an option ROM, starts the boot.
+			console: []string{
+				`Start PXE over IPv4`,
+				`NBP filename is ipxe-amd64\.efi`,
+				`Filename: http://\S+/provision/{mac}`,
+				`Zero-OS Kernel Boot Loader`,
+			},
+			stages: []stageWant{
+				{"offer-binary", "ipxe-amd64.efi"},
+				{"tftp-sent", "ipxe-amd64.efi"},
+				{"offer-ipxe-script", "/provision/"},
+				{"script-served", "node"},
+				{"kernel-requested", "net/test.efi"},
+				{"kernel-sent", "net/test.efi"},
+			},
+		},
+		{
+			name:     "bios-old-ipxe-rom",
+			fw:       seabios,
+			register: true,
+			oldROM:   true,
+			// qemu's 2019 ROM first, then the catalogue's iPXE it was handed over TFTP.
+			console: []string{
+				`iPXE \(PCI [0-9a-f:.]+\) starting execution`,
+				`Filename: undionly\.kpxe`,
+				`PXE->EB: !PXE`,
+				`Features: [^\n]*HTTPS`,
+				`Filename: http://\S+/provision/{mac}`,
+				`Zero-OS Kernel Boot Loader`,
+			},
+			stages: []stageWant{
+				{"offer-binary", "undionly.kpxe"},
+				{"tftp-sent", "undionly.kpxe"},
+				{"offer-ipxe-script", "/provision/"},
+				{"script-served", "node"},
+				{"kernel-requested", "net/test.efi"},
+				{"kernel-sent", "net/test.efi"},
+			},
+		},
+		{
+			name:     "unregistered-waits",
+			fw:       seabios,
+			register: false,
+			oldROM:   true,
+			console: []string{
+				`Filename: undionly\.kpxe`,
+				`Filename: http://\S+/provision/{mac}`,
+				`MAC {mac}\) has no boot record yet`,
+				`Asking again in 5 seconds`,
+				`Zero-OS Kernel Boot Loader`,
+			},
+			stages: []stageWant{
+				{"offer-binary", "undionly.kpxe"},
+				{"tftp-sent", "undionly.kpxe"},
+				{"offer-ipxe-script", "/provision/"},
+				{"script-served", "wait"},
+				{"script-served", "node"},
+				{"kernel-requested", "net/test.efi"},
+				{"kernel-sent", "net/test.efi"},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mac := randomMAC(t)
+			token := hex.EncodeToString(randBytes(t, 8))
+			add := func() {
+				t.Helper()
+				out, err := l.node("add", "--mac", mac, "--network", "test", "--farm", "42", "--args", "console=ttyS0 e2e="+token)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("node add: %s", strings.Join(strings.Fields(out), " "))
+			}
+			if tc.register {
+				add()
+			}
+
+			ctx, cancel := context.WithTimeout(context.Background(), bootBudget(t))
+			defer cancel()
+			v := l.boot(t, tc.name, tc.fw, mac)
+			t.Logf("%s: %s, MAC %s, token %s", tc.name, tc.fw, mac, token)
+			t.Cleanup(func() {
+				v.p.kill()
+				if t.Failed() {
+					t.Logf("serial console of %s (tail, up to the kernel's command line):\n%s", tc.name, v.consoleTail(60))
+					l.dumpLogs(t)
+				}
+			})
+
+			if !tc.register {
+				waiting := regexp.MustCompile(`MAC ` + regexp.QuoteMeta(mac) + `\) has no boot record yet`)
+				if _, err := v.waitConsole(ctx, waiting); err != nil {
+					t.Fatalf("no waiting message with the MAC: %v", err)
+				}
+				t.Logf("%s: waiting message with the MAC on the console after %v", tc.name, since(v.started))
+				add()
+			}
+
+			m, err := v.waitConsole(ctx, regexp.MustCompile(`Command line: ([^\n]*)\n`))
+			if err != nil {
+				t.Fatalf("the kernel did not print its command line: %v", err)
+			}
+			took := since(v.started)
+			v.p.kill()
+			t.Logf("%s: kernel command line on the console %v after power-on: %s", tc.name, took, m[1])
+
+			args := strings.Fields(m[1])
+			for _, want := range []string{"runmode=test", "farmer_id=42", "e2e=" + token} {
+				if !slices.Contains(args, want) {
+					t.Errorf("kernel command line %q lacks %q", m[1], want)
+				}
+			}
+			console := v.console()
+			if tc.oldROM {
+				checkOldROM(t, console)
+			}
+			checkConsoleOrder(t, console, tc.console, mac)
+			l.checkTimeline(t, v, tc.stages)
+		})
+	}
+}
+
+// checkConsoleOrder checks that each pattern appears on the console after the previous.
+func checkConsoleOrder(t *testing.T, console string, patterns []string, mac string) {
+	t.Helper()
+	rest := console
+	for _, p := range patterns {
+		p = strings.ReplaceAll(p, "{mac}", regexp.QuoteMeta(mac))
+		loc := regexp.MustCompile(p).FindStringIndex(rest)
+		if loc == nil {
+			t.Errorf("console does not show %q (after the previous expected lines)", p)
+			return
+		}
+		rest = rest[loc[1]:]
+	}
+}
+
+// checkOldROM checks the premise of the old-ROM cases: the first iPXE on the console (qemu's
+// NIC ROM) lacks HTTPS, so bootstrapd must hand it undionly.kpxe over TFTP first.
+func checkOldROM(t *testing.T, console string) {
+	t.Helper()
+	m := regexp.MustCompile(`Features: ([^\n]*)`).FindStringSubmatch(console)
+	if m == nil {
+		t.Errorf("console shows no iPXE feature line from qemu's NIC ROM")
+		return
+	}
+	if slices.Contains(strings.Fields(m[1]), "HTTPS") {
+		t.Errorf("qemu's NIC ROM is an iPXE with HTTPS (%q): this case needs an old ROM without it, as Debian bookworm's ipxe-qemu (1.0.0+git-20190125)", m[1])
+	}
+}
+
+// checkTimeline checks that bootstrapd recorded want, in order, for the VM's MAC, and logs
+// the timeline relative to power-on. The timeline is written asynchronously, so it is read
+// again for a few seconds.
+func (l *lab) checkTimeline(t *testing.T, v *vm, want []stageWant) {
+	t.Helper()
+	var evs []event
+	var err error
+	var missing stageWant
+	ok := false
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		evs, err = l.events(v.mac)
+		if err == nil {
+			missing, ok = subsequence(evs, want)
+			if ok {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Errorf("timeline: %v", err)
+		return
+	}
+	var sb strings.Builder
+	for _, e := range evs {
+		// Details quote client messages, which may hold control characters (a TFTP error's NUL).
+		detail := strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f {
+				return -1
+			}
+			return r
+		}, e.Detail)
+		fmt.Fprintf(&sb, "\n\t%+7.1fs  %-18s %s", e.Time.Sub(v.started).Seconds(), e.Stage, detail)
+	}
+	t.Logf("%s: bootstrapd timeline for %s (seconds after power-on):%s", v.name, v.mac, sb.String())
+	if !ok {
+		t.Errorf("timeline lacks stage %q with detail containing %q (in this order: %v)", missing.stage, missing.detail, want)
+	}
+}
+
+// subsequence reports whether want appears in evs in order, and else the first missing one.
+func subsequence(evs []event, want []stageWant) (stageWant, bool) {
+	i := 0
+	for _, e := range evs {
+		if i < len(want) && e.Stage == want[i].stage && strings.Contains(e.Detail, want[i].detail) {
+			i++
+		}
+	}
+	if i < len(want) {
+		return want[i], false
+	}
+	return stageWant{}, true
+}
+
+// bootBudget is how long one boot may take: 5 minutes (OVMF under TCG takes well under
+// one), less when the go test -timeout is nearer, so the test fails with its logs rather
+// than panicking without cleanup.
+func bootBudget(t *testing.T) time.Duration {
+	d := 5 * time.Minute
+	if dl, ok := t.Deadline(); ok {
+		if left := time.Until(dl) - 30*time.Second; left < d {
+			d = max(left, 10*time.Second)
+		}
+	}
+	return d
+}
+
+// randomMAC returns a locally administered unicast MAC in qemu's 52:54:00 range.
+func randomMAC(t *testing.T) string {
+	b := randBytes(t, 3)
+	return net.HardwareAddr{0x52, 0x54, 0x00, b[0], b[1], b[2]}.String()
+}
+
+func since(t0 time.Time) time.Duration { return time.Since(t0).Round(100 * time.Millisecond) }

@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const runCommand = "sudo BOOTSTRAPD_E2E=1 go test -v -count=1 -timeout 30m ./test/e2e/"
+
+// env is what the tests found on this machine.
+type env struct {
+	root     string // repository root (holds go.mod)
+	ip       string
+	qemu     string
+	dnsmasq  string
+	ovmfCode string
+	ovmfVars string
+	kernel   string
+	ipxeDir  string // may be filled by prepare, after the cheap checks
+	bin      string // bootstrapd; may be built by prepare
+}
+
+// requireE2E skips unless BOOTSTRAPD_E2E=1. When it is set, every missing prerequisite is
+// listed in one failure: CI must not pass by skipping.
+func requireE2E(t *testing.T) *env {
+	t.Helper()
+	if os.Getenv("BOOTSTRAPD_E2E") != "1" {
+		t.Skipf("end-to-end LAN boot test skipped: it needs root, qemu and minutes; run it with\n\t%s", runCommand)
+	}
+	e := &env{}
+	var missing []string
+	miss := func(format string, args ...any) { missing = append(missing, fmt.Sprintf(format, args...)) }
+
+	if os.Geteuid() != 0 {
+		miss("root: network namespaces, taps and ports 67/69 need it (%s)", runCommand)
+	}
+	root, err := repoRoot()
+	if err != nil {
+		miss("repository root: %v", err)
+	}
+	e.root = root
+	for _, b := range []struct {
+		dst       *string
+		name, pkg string
+	}{
+		{&e.ip, "ip", "iproute2"},
+		{&e.qemu, "qemu-system-x86_64", "qemu-system-x86"},
+		{&e.dnsmasq, "dnsmasq", "dnsmasq-base"},
+	} {
+		p, err := lookPath(b.name)
+		if err != nil {
+			miss("%s not found (apt-get install %s)", b.name, b.pkg)
+		}
+		*b.dst = p
+	}
+
+	// Debian's ovmf: the 4M pair in bookworm and later, the 2M pair before.
+	for _, pair := range [][2]string{
+		{"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"},
+		{"/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"},
+	} {
+		if isFile(pair[0]) && isFile(pair[1]) {
+			e.ovmfCode, e.ovmfVars = pair[0], pair[1]
+			break
+		}
+	}
+	if e.ovmfCode == "" {
+		miss("OVMF firmware /usr/share/OVMF/OVMF_CODE_4M.fd and OVMF_VARS_4M.fd (apt-get install ovmf)")
+	}
+	// qemu's default virtio-net option ROM: the old iPXE that case "bios" depends on.
+	if !isFile("/usr/lib/ipxe/qemu/efi-virtio.rom") && !isFile("/usr/share/qemu/efi-virtio.rom") {
+		miss("qemu NIC option ROM efi-virtio.rom (apt-get install ipxe-qemu)")
+	}
+
+	e.kernel = os.Getenv("BOOTSTRAPD_E2E_KERNEL")
+	if e.kernel == "" {
+		ks, _ := filepath.Glob("/boot/vmlinuz-*")
+		// Glob sorts; the last is the newest in Debian's naming, good enough for a test.
+		if len(ks) > 0 {
+			e.kernel = ks[len(ks)-1]
+		}
+	}
+	if e.kernel == "" || !isFile(e.kernel) {
+		miss("a Linux kernel: /boot/vmlinuz-* (apt-get install linux-image-amd64) or BOOTSTRAPD_E2E_KERNEL")
+	}
+
+	e.bin = os.Getenv("BOOTSTRAPD_BIN")
+	if e.bin != "" && !isFile(e.bin) {
+		miss("BOOTSTRAPD_BIN=%s is not a file", e.bin)
+	}
+	if e.bin == "" {
+		if _, err := lookPath("go"); err != nil {
+			miss("go: needed to build bootstrapd (or set BOOTSTRAPD_BIN)")
+		}
+	}
+	e.ipxeDir = os.Getenv("BOOTSTRAPD_IPXE_DIR")
+	if e.ipxeDir != "" {
+		if err := ipxeComplete(e.ipxeDir); err != nil {
+			miss("BOOTSTRAPD_IPXE_DIR: %v", err)
+		}
+	}
+
+	if len(missing) > 0 {
+		t.Fatalf("BOOTSTRAPD_E2E=1 but prerequisites are missing:\n\t%s\nCI installs: apt-get install qemu-system-x86 ovmf ipxe-qemu dnsmasq-base iproute2 linux-image-amd64",
+			strings.Join(missing, "\n\t"))
+	}
+	return e
+}
+
+// prepare builds bootstrapd and finds the iPXE binaries: the slow prerequisites, after the
+// cheap checks so a missing package is reported at once.
+func (e *env) prepare(t *testing.T, tmp string) {
+	t.Helper()
+	if e.bin == "" {
+		e.bin = filepath.Join(tmp, "bootstrapd")
+		goBin, _ := lookPath("go")
+		cmd := exec.Command(goBin, "build", "-o", e.bin, "./cmd/bootstrapd")
+		cmd.Dir = e.root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build ./cmd/bootstrapd: %v\n%s", err, out)
+		}
+	}
+	if e.ipxeDir != "" {
+		return
+	}
+	if d := filepath.Join(e.root, "var", "ipxe"); ipxeComplete(d) == nil {
+		e.ipxeDir = d
+		return
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = tmp
+	}
+	d := filepath.Join(cache, "bootstrapd-e2e", "ipxe")
+	cmd := exec.Command("sh", filepath.Join(e.root, "packaging", "fetch-ipxe.sh"), d)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("no iPXE binaries (BOOTSTRAPD_IPXE_DIR unset, %s incomplete) and packaging/fetch-ipxe.sh %s failed: %v\n%s",
+			filepath.Join(e.root, "var", "ipxe"), d, err, out)
+	}
+	if err := ipxeComplete(d); err != nil {
+		t.Fatalf("packaging/fetch-ipxe.sh %s: %v", d, err)
+	}
+	e.ipxeDir = d
+}
+
+// ipxeFiles are the binaries bootstrapd's catalogue requires.
+var ipxeFiles = []string{"undionly.kpxe", "ipxe-amd64.efi", "ipxe-arm64.efi", "snponly.efi", "ipxe.lkrn"}
+
+func ipxeComplete(dir string) error {
+	var missing []string
+	for _, f := range ipxeFiles {
+		if !isFile(filepath.Join(dir, f)) {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s lacks %s (make ipxe)", dir, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// lookPath also searches the sbin directories, which sudo's and CI's PATH may lack.
+func lookPath(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/local/go/bin"} {
+		if p := filepath.Join(d, name); isExecutable(p) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: %w", name, exec.ErrNotFound)
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0
+}
+
+// repoRoot walks up from the test's directory to go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if isFile(filepath.Join(dir, "go.mod")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
