@@ -32,7 +32,7 @@ type fixture struct {
 	stages  chan Stage
 }
 
-func newFixture(t *testing.T, mutate func(*Config)) *fixture {
+func newFixture(t testing.TB, mutate func(*Config)) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	kernels := filepath.Join(dir, "kernels")

@@ -27,7 +27,8 @@ func (s *DB) AppendEvent(mac string, ev Event) error {
 		ev.Time = s.now()
 	}
 	ev.Time = ev.Time.UTC()
-	return s.db.Update(func(tx *bolt.Tx) error {
+	// Batch, as in MarkSeen: events come in bursts from every booting node.
+	return s.db.Batch(func(tx *bolt.Tx) error {
 		b, err := tx.Bucket(bucketEvents).CreateBucketIfNotExists(k)
 		if err != nil {
 			return fmt.Errorf("events %s: %w", k, err)

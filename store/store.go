@@ -248,7 +248,11 @@ func (s *DB) MarkSeen(mac, arch, ip string) (Seen, error) {
 	}
 	now := s.now().UTC()
 	var seen Seen
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	// Batch: a boot storm's many small writes share one transaction and one fsync. The
+	// function may run again if another in the batch fails, so it starts from the stored
+	// value every time.
+	err = s.db.Batch(func(tx *bolt.Tx) error {
+		seen = Seen{}
 		b := tx.Bucket(bucketSeen)
 		if v := b.Get(k); v != nil {
 			if err := json.Unmarshal(v, &seen); err != nil {
