@@ -72,7 +72,41 @@ func buildFAT16(files []fatFile, label string) ([]byte, error) {
 	}); err != nil {
 		return nil, err
 	}
+	if err := v.freeLost(); err != nil {
+		return nil, err
+	}
 	return img, nil
+}
+
+// freeLost frees clusters marked used in the FAT that no file or directory owns.
+// go-diskfs's FAT16 marks cluster 2 as a root directory cluster, which FAT16 does not have
+// (its root directory is a fixed area), and fsck.fat reports it as lost.
+func (v *fat16View) freeLost() error {
+	owned := map[int]bool{}
+	if err := v.walk(func(p string, e []byte) error {
+		name := shortName(e)
+		if e[11]&0x08 != 0 || name == "." || name == ".." {
+			return nil
+		}
+		cs, err := v.chain(int(binary.LittleEndian.Uint16(e[26:])))
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		for _, c := range cs {
+			owned[c] = true
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for c := 2; c < v.clusters+2; c++ {
+		if v.next(c) != 0 && !owned[c] {
+			for _, f := range v.fats {
+				binary.LittleEndian.PutUint16(v.img[f+2*c:], 0)
+			}
+		}
+	}
+	return nil
 }
 
 // fat16View reads a FAT16 image in place (a slice of a larger image is fine): the layout

@@ -333,13 +333,8 @@ func normalizeISO(img []byte) error {
 	short := []byte{byte(isoFixedTime.Year() - 1900), byte(isoFixedTime.Month()), byte(isoFixedTime.Day()), 0, 0, 0, 0}
 	return isoWalk(img, func(r isoRecord) error {
 		copy(r.rec[18:25], short)
-		su := r.systemUse()
-		for len(su) >= 4 {
-			l := int(su[2])
-			if l < 4 || l > len(su) {
-				break
-			}
-			e := su[:l]
+		return suspEach(img, r.systemUse(), func(e []byte) {
+			l := len(e)
 			switch string(e[:2]) {
 			case "PX":
 				if l >= 36 {
@@ -363,13 +358,41 @@ func normalizeISO(img []byte) error {
 						copy(e[p:p+17], stamp)
 					}
 				}
-			case "CE":
-				return fmt.Errorf("%q: Rock Ridge continuation areas are not normalised", r.path)
 			}
-			su = su[l:]
-		}
-		return nil
+		})
 	})
+}
+
+// suspEach calls fn for each SUSP entry of a system use area, following CE continuation
+// areas (at most a few: go-diskfs puts the ER entry of the root there).
+func suspEach(img, su []byte, fn func(e []byte)) error {
+	for hops := 0; len(su) >= 4; {
+		l := int(su[2])
+		if l < 4 || l > len(su) {
+			return nil
+		}
+		e := su[:l]
+		su = su[l:]
+		if string(e[:2]) == "ST" {
+			return nil
+		}
+		if string(e[:2]) == "CE" && l >= 28 {
+			if hops++; hops > 4 {
+				return errors.New("too many SUSP continuation areas")
+			}
+			blk := int(binary.LittleEndian.Uint32(e[4:]))
+			off := int(binary.LittleEndian.Uint32(e[12:]))
+			n := int(binary.LittleEndian.Uint32(e[20:]))
+			start := blk*isoSector + off
+			if blk <= 0 || n < 0 || start < 0 || start+n > len(img) {
+				return errors.New("SUSP continuation outside the image")
+			}
+			su = img[start : start+n]
+			continue
+		}
+		fn(e)
+	}
+	return nil
 }
 
 func putBoth32(b []byte, v uint32) {
