@@ -245,9 +245,19 @@
       use: 'The same as an EFI program.' },
   ];
 
+  // breakable lets long URLs wrap after a "/" rather than anywhere.
+  function breakable(url) {
+    const out = [];
+    url.split('/').forEach((part, i) => {
+      if (i) out.push('/', el('wbr'));
+      out.push(part);
+    });
+    return out;
+  }
+
   function linkRow(name, path, use, download) {
     const url = location.origin + path;
-    const a = el('a', { href: path, class: 'url', download: download || undefined }, url);
+    const a = el('a', { href: path, class: 'url', download: download || undefined }, breakable(url));
     return el('tr', {}, el('th', { scope: 'row' }, name), el('td', {}, a), el('td', { class: 'use' }, use));
   }
 
@@ -454,7 +464,8 @@
     renderTable('known', known, 8, (n) => {
       const d = seen.get(n.mac);
       return [
-        el('td', { class: 'state' }, d && d.stuck ? badge('stuck', 'stuck', `No progress since “${d.last_stage || '?'}”`) : ''),
+        el('td', { class: 'state' }, d && d.last_stage ? el('code', {}, d.last_stage) : el('span', { class: 'muted' }, '—'),
+          d && d.stuck ? [' ', badge('stuck', 'stuck', `No progress since “${d.last_stage || '?'}”`)] : ''),
         el('td', {}, el('code', {}, n.network)),
         el('td', { class: 'num', text: String(n.farm) }),
         el('td', {}, n.args ? el('code', {}, n.args) : el('span', { class: 'muted' }, '—')),
@@ -555,7 +566,8 @@
       $('tbody', table).replaceChildren(...trs);
       table.hidden = trs.length === 0;
       const last = prev ? ` Last event ${fmtAgo(prev)}.` : '';
-      status.textContent = trs.length ? `${trs.length} events (oldest first).${last}` : 'No boot event recorded yet.';
+      const count = trs.length === 1 ? '1 event' : `${trs.length} events, oldest first`;
+      status.textContent = trs.length ? `${count}.${last}` : 'No boot event recorded yet.';
       status.classList.remove('error');
     } catch (e) {
       if (e.status === 401) {
@@ -575,6 +587,10 @@
     const farmErrId = nextId('assign-farm-err');
     const select = el('select', { id: netId, class: 'assign-network', name: 'network' },
       state.networks.map(networkOption));
+    // Offer first a network that can boot: the one chosen in the generator, else one with a kernel.
+    const chosen = networkByName($('#gen-network').value);
+    const bootable = chosen && chosen.kernel ? chosen : state.networks.find((n) => n.kernel);
+    if (bootable) select.value = bootable.name;
     const farm = el('input', {
       id: farmId, name: 'farm', type: 'text', inputmode: 'numeric', spellcheck: 'false',
       autocomplete: 'off', placeholder: 'e.g. 42', 'aria-describedby': farmErrId,

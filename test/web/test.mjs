@@ -1,0 +1,426 @@
+// End-to-end test of bootstrapd's operator page in real headless Chromium.
+//
+// It builds and starts the real daemon on loopback (no DHCP, TFTP on a free port), makes a MAC
+// "discovered" by asking for its provision script, then clicks through the page: generator →
+// /ipxe/ link → the script's kernel line; the farm id validation; the token (refused, then
+// accepted); assigning the discovered node; its timeline and stuck badge; the kernels list;
+// HTML in records shown as text. Every check reads the running daemon's real answers. A
+// screenshot of the page goes to docs/web.png.
+//
+// Environment: BOOTSTRAPD_IPXE_DIR (the five stock iPXE binaries; default <repo>/var/ipxe),
+// CHROMIUM (default /usr/bin/chromium), KEEP_TMP=1 keeps the temp dir, SCREENSHOT (path).
+// Exit status 0 only when every check passed.
+
+import { spawn, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..', '..');
+const ipxeDir = process.env.BOOTSTRAPD_IPXE_DIR || path.join(repo, 'var', 'ipxe');
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const screenshot = process.env.SCREENSHOT || path.join(repo, 'docs', 'web.png');
+
+const DISCOVERED = '52:54:00:de:ad:01'; // asks for a script, gets assigned through the page
+const BOOTED = '52:54:00:de:ad:02'; // a record made through the API, boots to the kernel
+const STUCK = '52:54:00:de:ad:03'; // seeded: got its iPXE binary 20 minutes ago, then nothing
+const HOSTILE_ARGS = '<img src=x onerror=window.__xss=1> <b>bold</b>';
+const HOSTILE_DISPLAY = '<i>qa</i> (v3)';
+
+let failures = 0;
+let step = '';
+function ok(cond, what) {
+  if (cond) {
+    console.log(`  ok   ${what}`);
+  } else {
+    failures++;
+    console.log(`  FAIL ${what}`);
+  }
+  return cond;
+}
+function section(name) {
+  step = name;
+  console.log(`# ${name}`);
+}
+
+function freeTCPPort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function freeUDPPort() {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', reject);
+    s.bind(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(fn, what, timeoutMs = 15000) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < end) {
+    try {
+      if (await fn()) return;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+}
+
+async function main() {
+  for (const f of ['ipxe-amd64.efi', 'ipxe-arm64.efi', 'snponly.efi', 'undionly.kpxe', 'ipxe.lkrn']) {
+    if (!fs.existsSync(path.join(ipxeDir, f))) {
+      throw new Error(`${ipxeDir}/${f} is missing: run \`make ipxe\` or set BOOTSTRAPD_IPXE_DIR`);
+    }
+  }
+  if (!fs.existsSync(chromiumPath)) throw new Error(`${chromiumPath} is missing: apt-get install chromium`);
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bootstrapd-web-'));
+  const cleanups = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) {
+      try { await c(); } catch (e) { console.log(`cleanup: ${e.message}`); }
+    }
+    if (process.env.KEEP_TMP) console.log(`temp dir kept: ${tmp}`);
+    else fs.rmSync(tmp, { recursive: true, force: true });
+  };
+
+  try {
+    section('build and start bootstrapd');
+    const bin = path.join(tmp, 'bootstrapd');
+    execFileSync('go', ['build', '-o', bin, './cmd/bootstrapd'], { cwd: repo, stdio: 'inherit' });
+
+    const kernels = path.join(tmp, 'kernels');
+    fs.mkdirSync(path.join(kernels, 'net'), { recursive: true });
+    // Not a real kernel: the page only lists it and the script only names it.
+    fs.writeFileSync(path.join(kernels, 'zos-test.efi'), randomBytes(64 * 1024));
+    fs.symlinkSync('../zos-test.efi', path.join(kernels, 'net', 'test.efi'));
+    const token = randomBytes(24).toString('hex');
+    const tokenFile = path.join(tmp, 'token');
+    fs.writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+
+    const httpPort = await freeTCPPort();
+    const tftpPort = await freeUDPPort();
+    const base = `http://127.0.0.1:${httpPort}`;
+    const config = path.join(tmp, 'appliance.yaml');
+    fs.writeFileSync(config, [
+      'http:',
+      `  listen: "127.0.0.1:${httpPort}"`,
+      'tftp:',
+      `  listen: "127.0.0.1:${tftpPort}"`,
+      'dhcp:',
+      '  enabled: false',
+      'paths:',
+      `  data: ${JSON.stringify(path.join(tmp, 'data'))}`,
+      `  kernels: ${JSON.stringify(kernels)}`,
+      `  ipxe: ${JSON.stringify(ipxeDir)}`,
+      'networks:',
+      '  prod: "production (v3)"',
+      '  test: "testing (v3)"',
+      `  qa: ${JSON.stringify(HOSTILE_DISPLAY)}`,
+      'admin:',
+      `  socket: ${JSON.stringify(path.join(tmp, 'admin.sock'))}`,
+      `  token_file: ${JSON.stringify(tokenFile)}`,
+      'log:',
+      '  level: debug',
+      '',
+    ].join('\n'));
+
+    // The stuck node is written before the daemon opens the database (events.stuck_after is
+    // at least a minute: waiting for it would make the test slow).
+    fs.mkdirSync(path.join(tmp, 'data'), { recursive: true });
+    execFileSync('go', ['run', './test/web/seed', '-db', path.join(tmp, 'data', 'bootstrapd.db'), '-mac', STUCK, '-ago', '20m'],
+      { cwd: repo, stdio: 'inherit' });
+
+    const logPath = path.join(tmp, 'bootstrapd.log');
+    const logFd = fs.openSync(logPath, 'w');
+    const daemon = spawn(bin, ['serve', '--config', config], { cwd: tmp, stdio: ['ignore', logFd, logFd] });
+    let exited = null;
+    daemon.on('exit', (code, sig) => { exited = { code, sig }; });
+    cleanups.push(async () => {
+      if (exited) return;
+      daemon.kill('SIGTERM');
+      for (let i = 0; i < 100 && !exited; i++) await sleep(100);
+      if (!exited) daemon.kill('SIGKILL');
+    });
+    cleanups.push(() => {
+      if (failures || process.env.VERBOSE) {
+        console.log(`--- bootstrapd log (${logPath})`);
+        console.log(fs.readFileSync(logPath, 'utf8').split('\n').slice(-60).join('\n'));
+      }
+    });
+    await waitFor(async () => {
+      if (exited) throw new Error(`bootstrapd exited (${JSON.stringify(exited)}): ${fs.readFileSync(logPath, 'utf8')}`);
+      const r = await fetch(`${base}/healthz`);
+      return r.ok;
+    }, 'bootstrapd /healthz');
+    ok(true, `bootstrapd answers on ${base}`);
+
+    const auth = { Authorization: `Bearer ${token}` };
+    const apiJSON = async (p, init = {}) => {
+      const r = await fetch(base + p, { ...init, headers: { ...auth, ...(init.headers || {}) } });
+      const text = await r.text();
+      return { status: r.status, body: text ? JSON.parse(text) : null };
+    };
+
+    section('traffic: a discovered node and a booted one');
+    let r = await fetch(`${base}/provision/${DISCOVERED}?arch=x86_64-efi`);
+    ok(r.ok, `GET /provision/${DISCOVERED} → ${r.status}`);
+    const created = await apiJSON('/api/v1/nodes', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ mac: BOOTED, network: 'test', farm: 3, args: HOSTILE_ARGS }),
+    });
+    ok(created.status === 201, `API: create ${BOOTED} with HTML in its args → ${created.status}`);
+    r = await fetch(`${base}/provision/${BOOTED}`);
+    const bootedScript = await r.text();
+    ok(r.ok && bootedScript.includes('runmode=test farmer_id=3'), `GET /provision/${BOOTED} boots test farm 3`);
+    r = await fetch(`${base}/kernel/net/test.efi`);
+    ok(r.ok && (await r.arrayBuffer()).byteLength === 64 * 1024, 'GET /kernel/net/test.efi sends the whole kernel');
+
+    section('browser');
+    const browser = await chromium.launch({
+      executablePath: chromiumPath,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    cleanups.push(() => browser.close());
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: false });
+    const page = await context.newPage();
+    const pageErrors = [];
+    page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
+    // Chromium logs every 4xx as "Failed to load resource"; those are checked below by URL.
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) pageErrors.push(`console: ${m.text()}`);
+    });
+    const refused = [];
+    page.on('response', (q) => {
+      if (q.status() >= 400) refused.push(`${q.status()} ${q.request().method()} ${q.url().slice(base.length)}`);
+    });
+    page.on('requestfailed', (q) => {
+      // A refused token is a 401 response, not a failed request; downloads we do not start.
+      pageErrors.push(`request failed: ${q.url()} ${q.failure() && q.failure().errorText}`);
+    });
+    const offsite = [];
+    page.on('request', (q) => { if (!q.url().startsWith(base)) offsite.push(q.url()); });
+
+    await page.goto(`${base}/`);
+    ok((await page.title()) === 'bootstrapd', 'the page loads at /');
+
+    section('generator');
+    await page.waitForSelector('#gen-network option[value="test"]', { state: 'attached' });
+    const options = await page.$$eval('#gen-network option', (os) => os.map((o) => [o.value, o.textContent]));
+    ok(options.length === 3, `3 networks offered: ${JSON.stringify(options)}`);
+    const qaOption = options.find((o) => o[0] === 'qa');
+    ok(qaOption && qaOption[1].includes(HOSTILE_DISPLAY), 'a display name with HTML is shown as text');
+    ok((await page.$$('#gen-network option i')).length === 0, 'no element made from a display name');
+    ok(options.some((o) => o[0] === 'prod' && o[1].includes('no kernel')), 'prod, without net/prod.efi, is marked "no kernel"');
+
+    await page.selectOption('#gen-network', 'test');
+    await page.fill('#gen-farm', '42');
+    await page.fill('#gen-args', 'console=ttyS0');
+    await page.waitForSelector('#gen-links:not([hidden])');
+    const hrefs = await page.$$eval('#gen-links a', (as) => as.map((a) => a.getAttribute('href')));
+    const want = [
+      '/ipxe/test/42/console%3DttyS0', '/iso/test/42/console%3DttyS0', '/usb/test/42/console%3DttyS0',
+      '/uefimg/test/42/console%3DttyS0', '/uefi/test/42/console%3DttyS0', '/uefi/test/42/console%3DttyS0?arch=arm64',
+      '/krn/test/42/console%3DttyS0',
+    ];
+    ok(JSON.stringify(hrefs) === JSON.stringify(want), `every medium's link: ${JSON.stringify(hrefs)}`);
+    const statics = await page.$$eval('#static-links a', (as) => as.map((a) => a.getAttribute('href')));
+    ok(['/krn-generic', '/uefi-generic', '/krn-provision', '/uefi-provision'].every((s) => statics.includes(s)),
+      `static links: ${JSON.stringify(statics)}`);
+    ok((await page.textContent('#gen-links')).includes(`${base}/ipxe/test/42/console%3DttyS0`), 'the full URL is shown');
+
+    await Promise.all([page.waitForNavigation(), page.click('#gen-links a[href^="/ipxe/"]')]);
+    ok(page.url() === `${base}/ipxe/test/42/console%3DttyS0`, `clicked the /ipxe/ link: ${page.url()}`);
+    const script = await page.evaluate(() => document.body.innerText);
+    ok(script.startsWith('#!ipxe'), 'it is an iPXE script');
+    ok(script.includes('runmode=test farmer_id=42 console=ttyS0'), 'its kernel line has runmode=test farmer_id=42 console=ttyS0');
+    await page.goBack();
+    await page.waitForSelector('#gen-network option[value="test"]', { state: 'attached' });
+
+    // "/" in the arguments travels as "___" and arrives as "/".
+    await page.selectOption('#gen-network', 'test');
+    await page.fill('#gen-farm', '42');
+    await page.fill('#gen-args', 'console=ttyS0 root=/dev/ram0');
+    await page.waitForSelector('#gen-args-warn:not([hidden])');
+    const slashHref = await page.getAttribute('#gen-links a[href^="/ipxe/"]', 'href');
+    ok(slashHref === '/ipxe/test/42/console%3DttyS0%20root%3D___dev___ram0', `"/" is written "___": ${slashHref}`);
+    const slashScript = await page.evaluate(async (h) => (await fetch(h)).text(), slashHref);
+    ok(slashScript.includes('farmer_id=42 console=ttyS0 root=/dev/ram0'), 'and the server turns it back into "/"');
+
+    await page.fill('#gen-args', 'console=ttyS0; reboot');
+    await page.waitForSelector('#gen-args-error:not([hidden])');
+    ok((await page.textContent('#gen-args-error')).includes('“;”'), 'args with ";" are refused, naming the character');
+    ok(await page.isHidden('#gen-links'), 'no links while the args are refused');
+    await page.fill('#gen-args', 'console=ttyS0');
+
+    await page.fill('#gen-farm', 'abc');
+    await page.waitForSelector('#gen-farm-error:not([hidden])');
+    const farmErr = await page.textContent('#gen-farm-error');
+    ok(/positive integer/.test(farmErr), `farm "abc" is refused: ${farmErr}`);
+    ok((await page.getAttribute('#gen-farm', 'aria-invalid')) === 'true', 'and the field is marked invalid');
+    ok(await page.isHidden('#gen-links'), 'and no link is shown');
+    await page.fill('#gen-farm', '0');
+    ok(/positive integer/.test(await page.textContent('#gen-farm-error')), 'farm "0" is refused');
+    await page.fill('#gen-farm', '42');
+    ok(await page.isHidden('#gen-farm-error'), 'farm "42" clears the error');
+
+    section('token');
+    ok(await page.isHidden('#nodes-body'), 'nodes are hidden before a token');
+    await page.fill('#token', 'not-the-token');
+    await page.click('#token-form button[type="submit"]');
+    await page.waitForFunction(() => document.querySelector('#token-status').textContent.includes('token refused'));
+    ok(true, 'a wrong token shows "token refused"');
+    ok(await page.isHidden('#nodes-body'), 'and the nodes stay hidden');
+
+    await page.fill('#token', token);
+    await page.click('#token-form button[type="submit"]');
+    await page.waitForSelector('#nodes-body:not([hidden])');
+    ok((await page.textContent('#token-status')).includes('accepted'), 'the right token is accepted');
+    const cookies = await context.cookies();
+    ok(cookies.length === 0, `no cookie set (${cookies.length})`);
+    const stored = await page.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length }));
+    ok(stored.local === 0 && stored.session === 0, 'token not in web storage unless asked');
+
+    section('nodes');
+    const discRow = `#discovered tr.main[data-mac="${DISCOVERED}"]`;
+    await page.waitForSelector(discRow);
+    ok((await page.textContent(discRow)).includes('unknown'), `${DISCOVERED} is listed as discovered, unknown`);
+    ok((await page.textContent(discRow)).includes('x86_64-efi'), 'with its arch');
+
+    // The record with HTML in its args: shown as text, nothing executed.
+    const knownRow = `#known tr.main[data-mac="${BOOTED}"]`;
+    await page.waitForSelector(knownRow);
+    ok((await page.textContent(knownRow)).includes(HOSTILE_ARGS), 'args with HTML are shown as text');
+    ok((await page.$$('#known img, #known b')).length === 0, 'no element made from record data');
+    ok((await page.evaluate(() => window.__xss)) === undefined, 'no script ran from record data');
+
+    // Its timeline: script, kernel requested, kernel sent.
+    await page.click(`${knownRow} button.expander`);
+    const knownDetail = `#known tr.detail[data-mac="${BOOTED}"]`;
+    await page.waitForSelector(`${knownDetail} table.events:not([hidden])`);
+    const stages = await page.$$eval(`${knownDetail} table.events tbody tr td:nth-child(3)`, (tds) => tds.map((t) => t.textContent));
+    ok(stages.includes('script-served') && stages.includes('kernel-sent'), `timeline of ${BOOTED}: ${JSON.stringify(stages)}`);
+
+    // The seeded node stopped after TFTP 20 minutes ago: stuck (events.stuck_after: 10m).
+    const stuckRow = `#discovered tr.main[data-mac="${STUCK}"]`;
+    await page.waitForSelector(stuckRow);
+    ok(!!(await page.$(`${stuckRow} .badge.stuck`)), `${STUCK} shows the "stuck" badge`);
+    ok((await page.textContent(stuckRow)).includes('tftp-sent'), 'with the stage it stopped after');
+    await page.click(`${stuckRow} button.expander`);
+    const stuckDetail = `#discovered tr.detail[data-mac="${STUCK}"]`;
+    await page.waitForSelector(`${stuckDetail} table.events:not([hidden])`);
+    const stuckStages = await page.$$eval(`${stuckDetail} table.events tbody tr td:nth-child(3)`, (tds) => tds.map((t) => t.textContent));
+    ok(JSON.stringify(stuckStages) === '["offer-binary","tftp-sent"]', `its timeline: ${JSON.stringify(stuckStages)}`);
+    ok(!(await page.$(`#discovered tr.main[data-mac="${BOOTED}"] .badge.stuck`)), `${BOOTED} (kernel sent) is not stuck`);
+    ok(!(await page.$(`${discRow} .badge.stuck`)), `${DISCOVERED} (asked a moment ago) is not stuck`);
+
+    section('assign');
+    await page.click(`${discRow} button.assign-open`);
+    const form = `#discovered tr.detail[data-mac="${DISCOVERED}"] form.assign`;
+    await page.waitForSelector(form);
+    ok(await page.evaluate((f) => document.activeElement === document.querySelector(`${f} select`), form),
+      'the assign form opens with the network list focused');
+    await page.selectOption(`${form} select`, 'test');
+    await page.fill(`${form} input[name="farm"]`, 'abc');
+    await page.click(`${form} button[type="submit"]`);
+    await page.waitForSelector(`${form} p.error:not([hidden])`);
+    ok(/positive integer/.test(await page.textContent(`${form} p.error:not([hidden])`)), 'assign with farm "abc" is refused in the page');
+    ok((await apiJSON(`/api/v1/nodes/${DISCOVERED}`)).status === 404, 'and nothing was sent');
+
+    // A server-side refusal shows the server's error text: a network removed from
+    // appliance.yaml (and reloaded) after the page was loaded.
+    await page.fill(`${form} input[name="farm"]`, '7');
+    await page.evaluate((f) => {
+      const o = document.createElement('option');
+      o.value = 'gone';
+      o.textContent = 'gone';
+      document.querySelector(`${f} select`).append(o);
+    }, form);
+    await page.selectOption(`${form} select`, 'gone');
+    await page.click(`${form} button[type="submit"]`);
+    await page.waitForSelector(`${form} p.assign-error:not([hidden])`);
+    const serverErr = await page.textContent(`${form} p.assign-error`);
+    ok(serverErr.includes('Not assigned') && serverErr.includes('unknown network') && serverErr.includes('gone'),
+      `the server's refusal is shown: ${serverErr}`);
+    ok((await apiJSON(`/api/v1/nodes/${DISCOVERED}`)).status === 404, 'and no record exists');
+
+    await page.selectOption(`${form} select`, 'test');
+    await page.fill(`${form} input[name="farm"]`, '7');
+    await page.click(`${form} button[type="submit"]`);
+    await page.waitForSelector('#nodes-status:not([hidden])');
+    ok((await page.textContent('#nodes-status')).includes('assigned to network test, farm 7'), 'the page says it is assigned');
+    const rec = await apiJSON(`/api/v1/nodes/${DISCOVERED}`);
+    ok(rec.status === 200 && rec.body.network === 'test' && rec.body.farm === 7,
+      `API: the record exists: ${JSON.stringify(rec.body)}`);
+    await page.waitForSelector(`#known tr.main[data-mac="${DISCOVERED}"]`);
+    ok((await page.textContent(discRow)).includes('known'), 'the node is now listed as known');
+    r = await fetch(`${base}/provision/${DISCOVERED}`);
+    ok((await r.text()).includes('runmode=test farmer_id=7'), 'its provision script now boots test farm 7');
+
+    section('kernels');
+    await page.waitForSelector('#kernel-list tbody tr');
+    const kernelText = await page.textContent('#kernel-list');
+    ok(kernelText.includes('zos-test.efi') && kernelText.includes('64.0 KiB'), 'zos-test.efi is listed with its size');
+    const sha = execFileSync('sha256sum', [path.join(kernels, 'zos-test.efi')]).toString().split(' ')[0];
+    ok(kernelText.includes(sha), 'with its sha256');
+    const netRows = await page.$$eval('#network-kernels tbody tr', (trs) => trs.map((tr) => tr.textContent));
+    ok(netRows.some((t) => t.startsWith('test') && t.includes('zos-test.efi')), 'network test boots zos-test.efi');
+    ok(netRows.some((t) => t.startsWith('prod') && t.includes('none')), 'network prod boots nothing');
+
+    section('screenshot');
+    // Show a node's timeline and a filled generator in the picture.
+    if ((await page.getAttribute(`${discRow} button.expander`, 'aria-expanded')) !== 'true') {
+      await page.click(`${discRow} button.expander`);
+    }
+    await page.click('#refresh');
+    const discDetail = `#discovered tr.detail[data-mac="${DISCOVERED}"]`;
+    await page.waitForFunction((sel) => document.querySelectorAll(`${sel} table.events tbody tr`).length >= 2, discDetail)
+      .then(() => ok(true, `${DISCOVERED}'s timeline shows its boot after the assignment`),
+        () => ok(false, `${DISCOVERED}'s timeline shows its boot after the assignment`));
+    await page.fill('#gen-farm', '42');
+    await page.waitForSelector('#gen-links:not([hidden])');
+    fs.mkdirSync(path.dirname(screenshot), { recursive: true });
+    await page.screenshot({ path: screenshot, fullPage: true });
+    ok(fs.statSync(screenshot).size > 10000, `screenshot saved to ${path.relative(repo, screenshot)}`);
+
+    section('page health');
+    ok(offsite.length === 0, `no request left the appliance ${JSON.stringify(offsite)}`);
+    ok(pageErrors.length === 0, `no page errors ${JSON.stringify(pageErrors)}`);
+    // Only the refusals the test provoked: the wrong token and the removed network.
+    const expected = new Set(['401 GET /api/v1/nodes', '401 GET /api/v1/discovered', '400 POST /api/v1/nodes']);
+    const unexpected = refused.filter((x) => !expected.has(x));
+    ok(unexpected.length === 0, `no other 4xx/5xx answer to the page ${JSON.stringify(unexpected)}`);
+  } catch (e) {
+    failures++;
+    console.log(`  FAIL ${step}: ${e.stack || e}`);
+  } finally {
+    await cleanup();
+  }
+  console.log(failures ? `FAIL: ${failures} check(s) failed` : 'PASS');
+  process.exit(failures ? 1 : 0);
+}
+
+main();
