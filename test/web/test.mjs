@@ -406,6 +406,20 @@ async function main() {
     await page.screenshot({ path: screenshot, fullPage: true });
     ok(fs.statSync(screenshot).size > 10000, `screenshot saved to ${path.relative(repo, screenshot)}`);
 
+    section('token kept for the tab, then forgotten');
+    await page.check('#token-keep');
+    await page.fill('#token', token);
+    await page.click('#token-form button[type="submit"]');
+    await page.waitForFunction(() => document.querySelector('#token-status').textContent.includes('accepted'));
+    ok((await page.evaluate(() => sessionStorage.getItem('bootstrapd.token'))) === token, 'ticked: the token is in sessionStorage');
+    await page.reload();
+    await page.waitForSelector(`#discovered tr.main[data-mac="${DISCOVERED}"]`);
+    ok(true, 'after a reload the nodes are listed without typing the token again');
+    ok((await context.cookies()).length === 0, 'still no cookie');
+    await page.click('#token-forget');
+    ok(await page.isHidden('#nodes-body'), '"Forget token" hides the nodes');
+    ok((await page.evaluate(() => sessionStorage.length + localStorage.length)) === 0, 'and clears the storage');
+
     section('page health');
     ok(offsite.length === 0, `no request left the appliance ${JSON.stringify(offsite)}`);
     ok(pageErrors.length === 0, `no page errors ${JSON.stringify(pageErrors)}`);
