@@ -19,7 +19,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
+
+const require = createRequire(import.meta.url);
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
@@ -389,6 +392,22 @@ async function main() {
     const netRows = await page.$$eval('#network-kernels tbody tr', (trs) => trs.map((tr) => tr.textContent));
     ok(netRows.some((t) => t.startsWith('test') && t.includes('zos-test.efi')), 'network test boots zos-test.efi');
     ok(netRows.some((t) => t.startsWith('prod') && t.includes('none')), 'network prod boots nothing');
+
+    section('accessibility (axe-core)');
+    // Evaluated through the DevTools protocol, not a <script> tag: the page is checked as the
+    // daemon serves it, Content-Security-Policy included.
+    await page.evaluate(fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'));
+    const axe = await page.evaluate(async () => {
+      const r = await window.axe.run(document);
+      return {
+        passes: r.passes.length,
+        violations: r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) })),
+      };
+    });
+    ok(axe.passes > 10, `axe ran ${axe.passes} passing rules`);
+    const serious = axe.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    ok(serious.length === 0, `no serious or critical axe violation with every section open ${JSON.stringify(serious)}`);
+    if (axe.violations.length) console.log(`  note axe (minor/moderate): ${JSON.stringify(axe.violations)}`);
 
     section('screenshot');
     // Show a node's timeline and a filled generator in the picture.
