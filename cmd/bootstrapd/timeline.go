@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"os"
@@ -159,8 +160,15 @@ func (t *timeline) tftp(tr tftpd.Transfer) {
 		return
 	}
 	stage, detail := "tftp-sent", tr.File
-	if tr.Err != nil {
-		stage, detail = "tftp-failed", tr.File+": "+tr.Err.Error()
+	switch {
+	case tr.Err == nil:
+	case errors.Is(tr.Err, tftpd.ErrClientAbort) && tr.Bytes == 0,
+		errors.Is(tr.Err, tftpd.ErrNotFound):
+		// Normal on every UEFI boot: OVMF asks for the size and aborts before the real read,
+		// and iPXE looks for an optional autoexec.ipxe. Neither is a stage of the boot.
+		return
+	default:
+		stage, detail = "tftp-failed", tr.File+": "+strings.ToValidUTF8(strings.Trim(tr.Err.Error(), "\x00"), "")
 	}
 	t.push(event{mac: mac, ip: ip, ev: store.Event{Stage: stage, Detail: detail}})
 }

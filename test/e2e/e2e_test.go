@@ -162,6 +162,8 @@ func TestLANBoot(t *testing.T) {
 			l.checkTimeline(t, v, tc.stages)
 		})
 	}
+	// After every boot: the counters real firmware moved, read back from the scrape.
+	t.Run("metrics", func(t *testing.T) { l.checkMetrics(t, len(tests)) })
 }
 
 // checkConsoleOrder checks that each pattern appears on the console after the previous.
