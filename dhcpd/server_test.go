@@ -182,6 +182,8 @@ func TestServerLoopback(t *testing.T) {
 		t.Errorf("4011 answer: %s file %q siaddr %s from %s", ack.MessageType(), ack.BootFileName, ack.ServerIPAddr, from)
 	}
 
+	// OnStage runs last for each reply: once all three are in, so are the counters.
+	st := waitStages(t, &got, 3)
 	for _, c := range []struct {
 		c    prometheus.Collector
 		want float64
@@ -213,7 +215,6 @@ func TestServerLoopback(t *testing.T) {
 		}
 	}
 
-	st := got.list()
 	if len(st) != 3 {
 		t.Fatalf("OnStage called %d times, want 3: %+v", len(st), st)
 	}
@@ -345,4 +346,18 @@ func copyFile(from, to string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// waitStages waits for n OnStage calls: the callback runs after the send, so a client can
+// hold its reply before the server has recorded it.
+func waitStages(t *testing.T, s *stages, n int) []Stage {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := s.list()
+		if len(st) >= n || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
