@@ -1,8 +1,9 @@
 #!/bin/sh
 # Web page test: bootstrapd's operator page in Debian's headless Chromium through playwright-core
 # (no browser download). Needs Go, Node.js >= 18, npm and /usr/bin/chromium (apt-get install
-# chromium), and the stock iPXE binaries (make ipxe, or BOOTSTRAPD_IPXE_DIR). Writes
-# docs/web.png. Exit status 0 only if every check passed.
+# chromium), and the stock iPXE binaries (make ipxe, or BOOTSTRAPD_IPXE_DIR). The screenshot goes
+# to test/web/out/web.png; SCREENSHOT=docs/web.png test/web/run.sh refreshes the committed one.
+# Exit status 0 only if every check passed.
 set -eu
 cd "$(dirname "$0")"
 repo=$(cd ../.. && pwd)
