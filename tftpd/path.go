@@ -1,0 +1,60 @@
+package tftpd
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// Reasons a request is refused; the values of the refused-requests metric's reason label.
+const (
+	reasonEmpty     = "empty"     // empty file name
+	reasonInvalid   = "invalid"   // NUL or control bytes, invalid UTF-8, longer than maxNameLen
+	reasonBackslash = "backslash" // Windows-style separators
+	reasonAbsolute  = "absolute"  // leading "/"
+	reasonTraversal = "traversal" // a ".." element
+	reasonDirectory = "directory" // any other directory part, or "."
+	reasonWrite     = "write"     // write request (WRQ)
+	reasonMalformed = "malformed" // packet on the server port that is not a valid request
+)
+
+var refuseReasons = []string{
+	reasonEmpty, reasonInvalid, reasonBackslash, reasonAbsolute, reasonTraversal,
+	reasonDirectory, reasonWrite, reasonMalformed,
+}
+
+// maxNameLen bounds a request name. A 516-byte request packet cannot carry much more anyway,
+// and every name bootstrapd serves is a short bare file name.
+const maxNameLen = 255
+
+// parsePath turns the file name of a read request into the fs.FS name to open, or refuses it
+// with an error that wraps ErrRefused. Only a bare file name is accepted: firmware sends the
+// DHCP boot file name as it was given ("undionly.kpxe"), and iPXE strips the "/" that a
+// tftp:// URI puts in front of it, so nothing legitimate carries a directory part. A leading
+// "/" is refused rather than stripped, so that "/etc/passwd" can never mean anything.
+func parsePath(name string) (string, error) {
+	switch {
+	case name == "":
+		return "", refuse(reasonEmpty, "empty file name")
+	case len(name) > maxNameLen:
+		return "", refuse(reasonInvalid, "file name longer than 255 bytes")
+	case strings.IndexByte(name, 0) >= 0:
+		return "", refuse(reasonInvalid, "NUL byte in file name")
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return "", refuse(reasonInvalid, "control character in file name")
+	case !utf8.ValidString(name):
+		return "", refuse(reasonInvalid, "file name is not valid UTF-8")
+	case strings.IndexByte(name, '\\') >= 0:
+		return "", refuse(reasonBackslash, "backslash in file name")
+	case name[0] == '/':
+		return "", refuse(reasonAbsolute, "absolute path refused, ask for the bare file name")
+	}
+	for _, elem := range strings.Split(name, "/") {
+		if elem == ".." {
+			return "", refuse(reasonTraversal, `".." in file name`)
+		}
+	}
+	if strings.IndexByte(name, '/') >= 0 || name == "." {
+		return "", refuse(reasonDirectory, "directories are not served, ask for a bare file name")
+	}
+	return name, nil
+}

@@ -1,0 +1,102 @@
+package tftpd
+
+import (
+	"errors"
+	"io/fs"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestParsePath(t *testing.T) {
+	tests := map[string]struct {
+		in     string
+		want   string
+		reason string // "" = accepted
+	}{
+		"bios binary":          {in: "undionly.kpxe", want: "undionly.kpxe"},
+		"efi binary":           {in: "ipxe-amd64.efi", want: "ipxe-amd64.efi"},
+		"unknown bare name":    {in: "pxelinux.0", want: "pxelinux.0"},
+		"dots inside name":     {in: "a..b", want: "a..b"},
+		"leading dots name":    {in: "..foo", want: "..foo"},
+		"utf-8 name":           {in: "ñ.efi", want: "ñ.efi"},
+		"255 bytes":            {in: strings.Repeat("a", 255), want: strings.Repeat("a", 255)},
+		"empty":                {in: "", reason: reasonEmpty},
+		"256 bytes":            {in: strings.Repeat("a", 256), reason: reasonInvalid},
+		"NUL":                  {in: "undionly.kpxe\x00../etc/passwd", reason: reasonInvalid},
+		"only NUL":             {in: "\x00", reason: reasonInvalid},
+		"newline":              {in: "undionly.kpxe\n", reason: reasonInvalid},
+		"DEL":                  {in: "a\x7fb", reason: reasonInvalid},
+		"invalid utf-8":        {in: "a\xffb", reason: reasonInvalid},
+		"backslash traversal":  {in: `..\..\etc\passwd`, reason: reasonBackslash},
+		"windows path":         {in: `boot\x64\wdsnbp.com`, reason: reasonBackslash},
+		"absolute":             {in: "/etc/passwd", reason: reasonAbsolute},
+		"absolute bare name":   {in: "/undionly.kpxe", reason: reasonAbsolute},
+		"root":                 {in: "/", reason: reasonAbsolute},
+		"absolute traversal":   {in: "/../etc/passwd", reason: reasonAbsolute},
+		"dotdot":               {in: "..", reason: reasonTraversal},
+		"traversal":            {in: "../etc/passwd", reason: reasonTraversal},
+		"inner traversal":      {in: "a/../../etc/passwd", reason: reasonTraversal},
+		"trailing dotdot":      {in: "a/..", reason: reasonTraversal},
+		"subdirectory":         {in: "efi/ipxe.efi", reason: reasonDirectory},
+		"dot":                  {in: ".", reason: reasonDirectory},
+		"dot slash":            {in: "./undionly.kpxe", reason: reasonDirectory},
+		"trailing slash":       {in: "undionly.kpxe/", reason: reasonDirectory},
+		"double slash inside":  {in: "a//b", reason: reasonDirectory},
+		"url-encoded is plain": {in: "%2e%2e%2fetc", want: "%2e%2e%2fetc"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := parsePath(tc.in)
+			if tc.reason == "" {
+				if err != nil || got != tc.want {
+					t.Fatalf("parsePath(%q) = %q, %v; want %q, nil", tc.in, got, err, tc.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("parsePath(%q) = %q, nil; want refusal %q", tc.in, got, tc.reason)
+			}
+			if !errors.Is(err, ErrRefused) {
+				t.Errorf("parsePath(%q) error %v does not wrap ErrRefused", tc.in, err)
+			}
+			if r := refuseReason(err); r != tc.reason {
+				t.Errorf("parsePath(%q) reason = %q, want %q (%v)", tc.in, r, tc.reason, err)
+			}
+			if !strings.HasPrefix(err.Error(), "access violation: ") {
+				t.Errorf("parsePath(%q) error %q does not start with the TFTP wording", tc.in, err)
+			}
+		})
+	}
+}
+
+func FuzzParsePath(f *testing.F) {
+	for _, s := range []string{
+		"undionly.kpxe", "", "/", "..", ".", "../etc/passwd", "/etc/passwd", "a/b", `a\b`,
+		"a\x00b", "\xff", "ñ", "a/../b", strings.Repeat("x", 300),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		got, err := parsePath(in)
+		if err != nil {
+			if !errors.Is(err, ErrRefused) {
+				t.Fatalf("parsePath(%q): error %v does not wrap ErrRefused", in, err)
+			}
+			if !slices.Contains(refuseReasons, refuseReason(err)) {
+				t.Fatalf("parsePath(%q): unknown reason %q", in, refuseReason(err))
+			}
+			return
+		}
+		// An accepted name is returned unchanged and is exactly one valid path element.
+		if got != in {
+			t.Fatalf("parsePath(%q) = %q, want it unchanged", in, got)
+		}
+		if !fs.ValidPath(got) || strings.ContainsAny(got, "/\\\x00") || got == "." || got == ".." {
+			t.Fatalf("parsePath(%q) accepted a name that is not one bare file name", in)
+		}
+		if len(got) > maxNameLen {
+			t.Fatalf("parsePath(%q) accepted %d bytes", in, len(got))
+		}
+	})
+}
