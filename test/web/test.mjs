@@ -212,7 +212,7 @@ async function main() {
         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
     cleanups.push(() => browser.close());
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: false });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
     const page = await context.newPage();
     const pageErrors = [];
     page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
@@ -293,6 +293,39 @@ async function main() {
     ok(/positive integer/.test(await page.textContent('#gen-farm-error')), 'farm "0" is refused');
     await page.fill('#gen-farm', '42');
     ok(await page.isHidden('#gen-farm-error'), 'farm "42" clears the error');
+
+    section('media downloads');
+    // Every link the generator shows must be served. The media endpoints (issue 5) may not be
+    // in this build yet: a route gin does not know answers "not found: …" and is reported, not
+    // failed; anything it does serve must be a download under the name the link announces.
+    await page.waitForSelector('#gen-links:not([hidden])');
+    const links = await page.$$eval('#gen-links a, #static-links a',
+      (as) => as.map((a) => ({ href: a.getAttribute('href'), file: a.getAttribute('download') })));
+    const notYet = [];
+    let served = 0;
+    for (const l of links) {
+      const res = await fetch(base + l.href);
+      const body = Buffer.from(await res.arrayBuffer());
+      if (res.status === 404 && body.toString().startsWith('not found: ')) {
+        notYet.push(l.href.split('/')[1]);
+        continue;
+      }
+      served++;
+      const cd = res.headers.get('content-disposition') || '';
+      if (l.file) {
+        ok(res.status === 200 && body.length > 0 && cd.includes(l.file), `${l.href} → ${res.status}, ${body.length} bytes, ${cd}`);
+      } else {
+        ok(res.status === 200 && body.toString().startsWith('#!ipxe'), `${l.href} → ${res.status}, a script`);
+      }
+    }
+    if (notYet.length) console.log(`  note not served by this build yet: ${[...new Set(notYet)].join(' ')}`);
+    ok(served >= 1, `${served} of ${links.length} links served`);
+    if (!notYet.includes('iso')) {
+      const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#gen-links a[href^="/iso/"]')]);
+      ok(dl.suggestedFilename() === 'ipxe-test.iso', `clicking the ISO link downloads ${dl.suggestedFilename()}`);
+      const saved = await dl.path();
+      ok(saved && fs.statSync(saved).size > 0, 'and the download is not empty');
+    }
 
     section('token');
     ok(await page.isHidden('#nodes-body'), 'nodes are hidden before a token');
