@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/insomniacslk/dhcp/iana"
@@ -175,7 +176,22 @@ func publicURL(raw string) (string, error) {
 
 func listen(r role, addr string) (*listener, error) {
 	// Go sets SO_BROADCAST on UDP sockets, which the 255.255.255.255 replies need.
-	c, err := net.ListenPacket("udp4", addr)
+	var lc net.ListenConfig
+	if r == roleDHCP {
+		// SO_REUSEADDR on the DHCP port only: a DHCP server on the same host (dnsmasq and
+		// ISC dhcpd set it too) can share port 67, and both see every broadcast. The PXE
+		// port stays exclusive, so a second bootstrapd still fails to start.
+		lc.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	c, err := lc.ListenPacket(context.Background(), "udp4", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dhcpd: listen on udp %s (%s port): %w", addr, r, err)
 	}
