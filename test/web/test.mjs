@@ -232,6 +232,8 @@ async function main() {
     page.on('request', (q) => { if (!q.url().startsWith(base)) offsite.push(q.url()); });
 
     await page.goto(`${base}/`);
+    await page.evaluate(() => document.addEventListener('securitypolicyviolation',
+      (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`)));
     ok((await page.title()) === 'bootstrapd', 'the page loads at /');
 
     section('generator');
