@@ -37,7 +37,8 @@ type Config struct {
 	// DHCPDISCOVERs from arriving; it is only useful for relayed setups and tests.
 	Addr string
 	// Port is the DHCP server port, default 67. Clients are answered on Port+1 (68), relays
-	// on Port, as dnsmasq's --dhcp-alternate-port does.
+	// on Port, as dnsmasq's --dhcp-alternate-port does. The port is bound with SO_REUSEADDR
+	// so a DHCP server on the same host that set it too (dnsmasq, ISC dhcpd) can share it.
 	Port int
 	// PXEPort is the PXE boot-server port, default 4011.
 	PXEPort int
@@ -53,7 +54,8 @@ type Config struct {
 	// Logger receives one line per reply (Info) and per ignored datagram (Debug, or Warn
 	// when the cause is on our side). Nil: discard.
 	Logger *slog.Logger
-	// Registerer receives the metrics. Nil: not registered (still counted).
+	// Registerer receives the metrics (bootstrapd_dhcp_*). Nil: not registered (still
+	// counted). Registering twice on one registry fails New.
 	Registerer prometheus.Registerer
 	// OnStage, when set, is called after each reply is sent, from the serve loop: it must
 	// return quickly.
@@ -214,7 +216,8 @@ func (s *Server) Addrs() []netip.AddrPort {
 	return out
 }
 
-// Close releases the sockets; Serve calls it on return. Safe to call more than once.
+// Close releases the sockets: for a Server that is never served, or to stop Serve, which
+// then returns nil. Serve calls it on return. Safe to call more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
@@ -229,7 +232,8 @@ func (s *Server) Close() error {
 }
 
 // Serve answers requests until ctx ends, then closes the sockets and returns nil once every
-// goroutine it started has stopped. A socket error ends it early with that error.
+// goroutine it started has stopped. A socket error ends it early with that error. Call it
+// once: the sockets do not outlive it.
 func (s *Server) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -256,7 +260,7 @@ func (s *Server) loop(ctx context.Context, l *listener) error {
 	for {
 		n, cm, src, err := l.pc.ReadFrom(buf)
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
 			return fmt.Errorf("dhcpd: read %s: %w", l.addr, err)
