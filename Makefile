@@ -11,7 +11,7 @@ FUZZ := ./store:FuzzParseMAC ./ipxe:FuzzRender ./ipxe:FuzzValidateKernel \
         ./httpd:FuzzParseBootPath ./httpd:FuzzNodesCSVRoundTrip \
         ./dhcpd:FuzzDecide ./tftpd:FuzzParsePath
 
-.PHONY: all build run ipxe test lint unit fuzz e2e clean
+.PHONY: all build run ipxe test lint unit fuzz e2e web clean
 
 all: build
 
@@ -28,7 +28,7 @@ run: build ipxe
 	mkdir -p var/kernels/net
 	$(BIN) serve
 
-test: lint unit fuzz e2e
+test: lint unit fuzz e2e web
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -47,6 +47,10 @@ fuzz:
 e2e: ipxe
 	@[ "$$(id -u)" = 0 ] || { echo "make e2e: the LAN boot test creates network namespaces and must run as root (sudo make test)"; exit 1; }
 	BOOTSTRAPD_E2E=1 BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) $(GO) test -v -count=1 -timeout 40m ./test/e2e/
+
+# The operator page in headless Chromium (Debian chromium; playwright-core from test/web).
+web: ipxe
+	BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) test/web/run.sh
 
 clean:
 	rm -rf bin dist

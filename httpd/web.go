@@ -19,12 +19,20 @@ func (s *Server) webRoutes(e *gin.Engine) {
 		panic(err) // the embed directive guarantees the directory
 	}
 	files := http.FS(sub)
-	e.GET("/", func(c *gin.Context) {
+	headers := func(c *gin.Context) {
 		c.Header("Cache-Control", "no-cache")
+		// The page loads only its own files and runs no inline code; nothing may frame it
+		// (the admin token is typed into it).
+		c.Header("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		c.Header("X-Content-Type-Options", "nosniff")
+		c.Header("Referrer-Policy", "no-referrer")
+	}
+	e.GET("/", func(c *gin.Context) {
+		headers(c)
 		c.FileFromFS("/", files)
 	})
 	e.GET("/ui/*file", func(c *gin.Context) {
-		c.Header("Cache-Control", "no-cache")
+		headers(c)
 		c.FileFromFS(c.Param("file"), files)
 	})
 }
