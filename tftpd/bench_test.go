@@ -1,0 +1,45 @@
+package tftpd
+
+import (
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/pin/tftp/v3"
+)
+
+// BenchmarkTransfer1MiB reads a 1 MiB file over loopback with pin/tftp's client, whole
+// transfers from the request to the last ACK. Results depend on whether client and server
+// goroutines share a CPU (DESIGN.md, "TFTP facts"): compare runs with -cpu 1 and -cpu 2.
+func BenchmarkTransfer1MiB(b *testing.B) {
+	const file = "ipxe-amd64.efi" // 1 MiB in testFiles
+	for _, anticipate := range []uint{0, 8} {
+		ts := startServer(b, Config{Anticipate: anticipate})
+		for _, blksize := range []int{512, 1468} {
+			b.Run(fmt.Sprintf("anticipate=%d/blksize=%d", anticipate, blksize), func(b *testing.B) {
+				c, err := tftp.NewClient(ts.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.SetBlockSize(blksize)
+				c.RequestTSize(true)
+				c.SetTimeout(time.Second)
+				b.SetBytes(1 << 20)
+				for b.Loop() {
+					wt, err := c.Receive(file, "octet")
+					if err != nil {
+						b.Fatal(err)
+					}
+					n, err := wt.WriteTo(io.Discard)
+					if err != nil || n != 1<<20 {
+						b.Fatalf("got %d bytes, %v", n, err)
+					}
+					if tr := ts.next(b); tr.Err != nil {
+						b.Fatal(tr.Err)
+					}
+				}
+			})
+		}
+	}
+}
