@@ -34,7 +34,7 @@ func (c *cache) get(key [32]byte) *Medium {
 }
 
 func (c *cache) put(m *Medium) {
-	size := int64(len(m.Bytes))
+	size := m.memSize()
 	if c.max <= 0 || size > c.max {
 		return
 	}
@@ -50,6 +50,6 @@ func (c *cache) put(m *Medium) {
 		old := e.Value.(*Medium)
 		c.order.Remove(e)
 		delete(c.byKey, old.key)
-		c.used -= int64(len(old.Bytes))
+		c.used -= old.memSize()
 	}
 }

@@ -48,7 +48,7 @@
 //
 // Metrics (registered on Config.Registerer, every label pre-created):
 //   - bootstrapd_media_builds_total{kind,result}: builds and refusals, not cache hits;
-//     result is ok, too_long, bad_script or canceled.
+//     result is ok, too_long, bad_script, error (a bug: slots overlapping) or canceled.
 //   - bootstrapd_media_build_duration_seconds{kind}: time of each uncached build.
 //   - bootstrapd_media_cache_hits_total{kind}.
 package media

@@ -115,23 +115,19 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// Medium is a finished medium. Bytes are shared (with the cache and other requests) and
-// must not be modified.
+// Medium is a finished medium, immutable and safe for concurrent readers: read it with
+// ReadAt, Reader (for http.ServeContent), WriteTo or Bytes. It shares the template's bytes
+// and holds only its patched spans.
 type Medium struct {
-	Kind  Kind
-	Arch  Arch // KindUEFI only
-	Bytes []byte
+	Kind Kind
+	Arch Arch // KindUEFI only
 	// ETag is a strong entity tag, quoted as HTTP wants it: a hash of the kind, the
 	// architecture, the template (so the binaries and syslinux files) and the script.
-	ETag string
-	key  [32]byte
+	ETag  string
+	key   [32]byte
+	base  []byte
+	spans []span
 }
-
-// Size is len(Bytes), for Content-Length.
-func (m *Medium) Size() int64 { return int64(len(m.Bytes)) }
-
-// Reader gives an io.ReadSeeker over the bytes, for http.ServeContent.
-func (m *Medium) Reader() *bytes.Reader { return bytes.NewReader(m.Bytes) }
 
 type template struct {
 	kind    Kind
@@ -300,7 +296,7 @@ func isoPatchers(iso []byte) ([]patcher, error) {
 	}
 	fs, err := findFATSlot(iso[off:], off)
 	if err != nil {
-		return nil, fmt.Errorf("El Torito EFI image: %w", err)
+		return nil, fmt.Errorf("the El Torito EFI image: %w", err)
 	}
 	return []patcher{s, fs}, nil
 }
@@ -361,12 +357,17 @@ func (b *Builder) Build(ctx context.Context, kind Kind, script []byte, opts Opti
 		return nil, err
 	}
 	start := time.Now()
-	out := make([]byte, len(t.img))
-	copy(out, t.img)
+	var ps patchSet
 	for _, s := range t.slots {
-		s.patch(out, script)
+		s.patch(&ps, script)
 	}
-	m := &Medium{Kind: kind, Arch: arch, Bytes: out, key: key, ETag: `"` + hex.EncodeToString(key[:16]) + `"`}
+	spans, err := ps.seal(int64(len(t.img)))
+	if err != nil {
+		// A template whose slots overlap is a bug in New; never serve it.
+		b.m.builds.WithLabelValues(string(kind), resultError).Inc()
+		return nil, fmt.Errorf("media: %s: %w", kind, err)
+	}
+	m := &Medium{Kind: kind, Arch: arch, key: key, ETag: `"` + hex.EncodeToString(key[:16]) + `"`, base: t.img, spans: spans}
 	b.m.duration.WithLabelValues(string(kind)).Observe(time.Since(start).Seconds())
 	b.m.builds.WithLabelValues(string(kind), resultOK).Inc()
 	b.cache.put(m)

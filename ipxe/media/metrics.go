@@ -7,6 +7,7 @@ const (
 	resultOK       = "ok"
 	resultTooLong  = "too_long"
 	resultBad      = "bad_script"
+	resultError    = "error"
 	resultCanceled = "canceled"
 )
 
@@ -33,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"kind"}),
 	}
 	for _, k := range Kinds() {
-		for _, r := range []string{resultOK, resultTooLong, resultBad, resultCanceled} {
+		for _, r := range []string{resultOK, resultTooLong, resultBad, resultError, resultCanceled} {
 			m.builds.WithLabelValues(string(k), r)
 		}
 		m.duration.WithLabelValues(string(k))

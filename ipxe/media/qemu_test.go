@@ -96,9 +96,9 @@ func TestQemuBoot(t *testing.T) {
 			}
 			dir := t.TempDir()
 			medium := filepath.Join(dir, "medium"+tc.kind.Ext())
-			data := m.Bytes
+			data := m.Bytes()
 			if tc.attach == "esp" {
-				esp, err := buildFAT16([]fatFile{{path: "/EFI/BOOT/BOOTX64.EFI", data: m.Bytes}}, "UEFI")
+				esp, err := buildFAT16([]fatFile{{path: "/EFI/BOOT/BOOTX64.EFI", data: m.Bytes()}}, "UEFI")
 				if err != nil {
 					t.Fatal(err)
 				}

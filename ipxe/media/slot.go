@@ -24,19 +24,19 @@ func placeholder() []byte {
 	return b
 }
 
-// patcher writes one script into one place of a copy of a template. Patchers only write
-// inside the bytes they own, so several can patch the same copy.
+// patcher records, in p, the bytes that put one script into one place of a template.
+// Patchers of one template never touch the same bytes.
 type patcher interface {
-	patch(out, script []byte)
+	patch(p *patchSet, script []byte)
 }
 
 // isoSlot is /autoexec.ipxe in the ISO: its 4 KiB extent and its directory record, whose
 // data length (both-endian) is set to the script length.
 type isoSlot struct{ data, rec int }
 
-func (s isoSlot) patch(out, script []byte) {
-	clear(out[s.data+copy(out[s.data:s.data+MaxScriptLen], script) : s.data+MaxScriptLen])
-	putBoth32(out[s.rec+10:], uint32(len(script)))
+func (s isoSlot) patch(p *patchSet, script []byte) {
+	copy(p.bytes(s.data, MaxScriptLen), script)
+	putBoth32(p.bytes(s.rec+10, 8), uint32(len(script)))
 }
 
 // fatSlot is /autoexec.ipxe in a FAT16 image at base: its clusters, its directory entry
@@ -49,12 +49,10 @@ type fatSlot struct {
 	dataOffs                 []int
 }
 
-func (s fatSlot) patch(out, script []byte) {
+func (s fatSlot) patch(p *patchSet, script []byte) {
 	rest := script
 	for _, off := range s.dataOffs {
-		o := s.base + off
-		n := copy(out[o:o+s.clusterSize], rest)
-		clear(out[o+n : o+s.clusterSize])
+		n := copy(p.bytes(s.base+off, s.clusterSize), rest)
 		rest = rest[n:]
 	}
 	used := max((len(script)+s.clusterSize-1)/s.clusterSize, 1)
@@ -67,10 +65,10 @@ func (s fatSlot) patch(out, script []byte) {
 			case i == used-1:
 				v = 0xFFFF
 			}
-			binary.LittleEndian.PutUint16(out[s.base+f+2*c:], v)
+			binary.LittleEndian.PutUint16(p.bytes(s.base+f+2*c, 2), v)
 		}
 	}
-	binary.LittleEndian.PutUint32(out[s.base+s.entry+28:], uint32(len(script)))
+	binary.LittleEndian.PutUint32(p.bytes(s.base+s.entry+28, 4), uint32(len(script)))
 }
 
 // findFATSlot locates the placeholder file in a FAT16 image built by buildFAT16.
@@ -138,10 +136,9 @@ func findISOSlot(img []byte) (isoSlot, error) {
 // efiSlot is the slot of the EFI stub: marker, uint32 length, MaxScriptLen bytes.
 type efiSlot struct{ off int }
 
-func (s efiSlot) patch(out, script []byte) {
-	binary.LittleEndian.PutUint32(out[s.off+32:], uint32(len(script)))
-	t := out[s.off+36 : s.off+36+MaxScriptLen]
-	clear(t[copy(t, script):])
+func (s efiSlot) patch(p *patchSet, script []byte) {
+	binary.LittleEndian.PutUint32(p.bytes(s.off+32, 4), uint32(len(script)))
+	copy(p.bytes(s.off+36, MaxScriptLen), script)
 }
 
 func findEFISlot(img []byte) (efiSlot, error) {
@@ -168,7 +165,7 @@ func findEFISlot(img []byte) (efiSlot, error) {
 // loader given no initrd leaves ramdisk_image/ramdisk_size as found in the file. iPXE's
 // lkrn prefix hands that "initrd" to its runtime, which registers it as an image and
 // executes it because it starts with #!ipxe. A loader given an initrd overrides ours.
-type lkrnSlot struct{ data int }
+type lkrnSlot struct{ data, setup int }
 
 const (
 	bzRamdiskImage = 0x218
@@ -177,15 +174,14 @@ const (
 	bzLoadHigh     = 0x100000
 )
 
-func (s lkrnSlot) patch(out, script []byte) {
-	t := out[s.data : s.data+MaxScriptLen]
-	clear(t[copy(t, script):])
+func (s lkrnSlot) patch(p *patchSet, script []byte) {
+	copy(p.bytes(s.data, MaxScriptLen), script)
 	addr := uint32(0)
 	if len(script) > 0 {
-		addr = bzLoadHigh + uint32(s.data-setupSize(out))
+		addr = bzLoadHigh + uint32(s.data-s.setup)
 	}
-	binary.LittleEndian.PutUint32(out[bzRamdiskImage:], addr)
-	binary.LittleEndian.PutUint32(out[bzRamdiskSize:], uint32(len(script)))
+	binary.LittleEndian.PutUint32(p.bytes(bzRamdiskImage, 4), addr)
+	binary.LittleEndian.PutUint32(p.bytes(bzRamdiskSize, 4), uint32(len(script)))
 }
 
 func setupSize(img []byte) int {
@@ -216,7 +212,7 @@ func lkrnTemplate(lkrn []byte) ([]byte, lkrnSlot, error) {
 	}
 	img := make([]byte, len(lkrn)+MaxScriptLen)
 	copy(img, lkrn)
-	s := lkrnSlot{data: len(lkrn)}
+	s := lkrnSlot{data: len(lkrn), setup: setupSize(lkrn)}
 	le.PutUint32(img[bzSyssize:], uint32((len(img)-setupSize(img)+15)/16))
 	return img, s, nil
 }
