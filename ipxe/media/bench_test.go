@@ -47,14 +47,41 @@ func BenchmarkBuild(b *testing.B) {
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
-					m, err := bl.Build(ctx, k, script, Options{})
-					if err != nil {
+					if _, err := bl.Build(ctx, k, script, Options{}); err != nil {
 						b.Fatal(err)
 					}
-					b.SetBytes(m.Size())
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkBuildAndRead: an uncached build plus reading every byte of the medium once
+// (into a reused buffer), the work of serving it once.
+func BenchmarkBuildAndRead(b *testing.B) {
+	in := benchInputs(b)
+	in.cfg.CacheBytes = -1
+	bl, err := New(in.cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, k := range Kinds() {
+		b.Run(string(k), func(b *testing.B) {
+			var buf []byte
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				m, err := bl.Build(context.Background(), k, []byte(testScript), Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if int64(cap(buf)) < m.Size() {
+					buf = make([]byte, m.Size())
+				}
+				if _, err := m.ReadAt(buf[:m.Size()], 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
@@ -89,5 +116,16 @@ func BenchmarkExternal(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkNew: the one-time cost at start (every template built and checked).
+func BenchmarkNew(b *testing.B) {
+	in := benchInputs(b)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := New(in.cfg); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

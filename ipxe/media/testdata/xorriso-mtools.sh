@@ -11,7 +11,7 @@ trap 'rm -rf "$work"' EXIT
 
 esp="$work/efi.img"
 truncate -s 5M "$esp"
-mformat -i "$esp" -F -T 10240 -c 2 -v IPXE :: 2>/dev/null || mformat -i "$esp" -t 80 -h 4 -s 32 -c 2 -v IPXE ::
+mformat -i "$esp" -T 10240 -h 64 -s 32 -c 2 -v IPXE ::
 mmd -i "$esp" ::/EFI ::/EFI/BOOT
 mcopy -i "$esp" "$ipxe/ipxe-amd64.efi" ::/EFI/BOOT/BOOTX64.EFI
 mcopy -i "$esp" "$ipxe/ipxe-arm64.efi" ::/EFI/BOOT/BOOTAA64.EFI
