@@ -99,9 +99,10 @@ func syntheticInputs(t testing.TB) inputSet {
 	return s
 }
 
-// debianInputs uses the installed syslinux files, the repository's var/ipxe (or
-// BOOTSTRAPD_IPXE_DIR) and var/ipxe-embed (or BOOTSTRAPD_IPXE_EMBED_DIR); ok is false when
-// any is missing.
+// debianInputs uses the installed syslinux files and the repository's var/ipxe (or
+// BOOTSTRAPD_IPXE_DIR); ok is false when any is missing. The EFI stubs come from
+// var/ipxe-embed (or BOOTSTRAPD_IPXE_EMBED_DIR) when built there, else synthetic ones stand
+// in (packaging/ipxe-embed/build.sh needs clang; TestQemuBoot builds the real ones).
 func debianInputs(t testing.TB) (inputSet, bool) {
 	t.Helper()
 	root, _ := filepath.Abs("../..")
@@ -114,17 +115,26 @@ func debianInputs(t testing.TB) (inputSet, bool) {
 		embedDir = filepath.Join(root, "var/ipxe-embed")
 	}
 	s := inputSet{name: "debian", files: map[string][]byte{}, cfg: Config{IPXEDir: ipxeDir, EmbedDir: embedDir}}
-	for dir, names := range map[string][]string{
-		ipxeDir:             {"ipxe-amd64.efi", "ipxe-arm64.efi", "ipxe.lkrn"},
-		DefaultIsolinuxDir:  {"isolinux.bin", "isohdpfx.bin"},
-		DefaultSyslinuxBIOS: {"ldlinux.c32"},
-		embedDir:            {"ipxe-amd64-script.efi", "ipxe-arm64-script.efi"},
-	} {
+	read := func(dir string, names ...string) bool {
 		for _, n := range names {
 			b, err := os.ReadFile(filepath.Join(dir, n))
 			if err != nil {
-				return s, false
+				return false
 			}
+			s.files[n] = b
+		}
+		return true
+	}
+	if !read(ipxeDir, "ipxe-amd64.efi", "ipxe-arm64.efi", "ipxe.lkrn") ||
+		!read(DefaultIsolinuxDir, "isolinux.bin", "isohdpfx.bin") || !read(DefaultSyslinuxBIOS, "ldlinux.c32") {
+		return s, false
+	}
+	if !read(embedDir, "ipxe-amd64-script.efi", "ipxe-arm64-script.efi") {
+		t.Logf("no EFI stubs in %s: synthetic ones stand in", embedDir)
+		s.cfg.EmbedDir = filepath.Join(t.TempDir(), "embed")
+		stubs := map[string][]byte{"ipxe-amd64-script.efi": fakePE(6, 200<<10, true), "ipxe-arm64-script.efi": fakePE(8, 210<<10, true)}
+		writeFiles(t, s.cfg.EmbedDir, stubs)
+		for n, b := range stubs {
 			s.files[n] = b
 		}
 	}

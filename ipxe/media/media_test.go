@@ -25,7 +25,7 @@ func inputSets(t *testing.T) []inputSet {
 	if d, ok := debianInputs(t); ok {
 		sets = append(sets, d)
 	} else if os.Getenv("CI") != "" {
-		t.Fatal("CI: the Debian inputs (isolinux, syslinux-common, var/ipxe, var/ipxe-embed) are missing")
+		t.Fatal("CI: the Debian inputs (packages isolinux, syslinux-common; make ipxe for var/ipxe) are missing")
 	} else {
 		t.Log("Debian inputs not all present: checking synthetic inputs only")
 	}
@@ -520,4 +520,45 @@ func FuzzParsers(f *testing.F) {
 		_, _ = findEFISlot(data)
 		_, _, _ = lkrnTemplate(data)
 	})
+}
+
+// TestConcurrentBuild: many goroutines building and reading the same and different media
+// (run under -race by make unit).
+func TestConcurrentBuild(t *testing.T) {
+	in := syntheticInputs(t)
+	in.cfg.CacheBytes = 64 << 10 // small: evictions happen while others read
+	b, err := New(in.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[Kind][]byte{}
+	for _, k := range Kinds() {
+		m, err := b.Build(context.Background(), k, []byte(testScript), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[k] = m.Bytes()
+	}
+	errs := make(chan error, 40)
+	for i := range 40 {
+		go func() {
+			k := Kinds()[i%len(Kinds())]
+			script := []byte(testScript)
+			if i%2 == 1 {
+				script = append(script, []byte(strings.Repeat("#", i)+"\n")...)
+			}
+			m, err := b.Build(context.Background(), k, script, Options{})
+			if err == nil && i%2 == 0 {
+				if got, _ := io.ReadAll(m.Reader()); !bytes.Equal(got, want[k]) {
+					err = errors.New(string(k) + ": concurrent build differs")
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 40 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
 }
