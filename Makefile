@@ -11,7 +11,7 @@ FUZZ := ./store:FuzzParseMAC ./ipxe:FuzzRender ./ipxe:FuzzValidateKernel \
         ./httpd:FuzzParseBootPath ./httpd:FuzzNodesCSVRoundTrip \
         ./dhcpd:FuzzDecide ./tftpd:FuzzParsePath
 
-.PHONY: all build run ipxe test lint unit fuzz e2e web clean
+.PHONY: all build run ipxe embed test lint unit fuzz e2e web clean
 
 all: build
 
@@ -21,6 +21,10 @@ build:
 # The stock iPXE binaries (Debian trixie's pinned ipxe package, sha256-checked).
 ipxe:
 	packaging/fetch-ipxe.sh $(IPXE_DIR)
+
+# The script-carrying EFI binaries of /uefi/ (clang + lld; built once, not per request).
+embed: ipxe
+	packaging/ipxe-embed/build.sh $(IPXE_DIR) var/ipxe-embed
 
 # Start the appliance with the embedded defaults (appliance.yaml spells them out). As an
 # ordinary user, ProxyDHCP (67) and TFTP (69) are refused with one warning; HTTP serves on :8080.

@@ -62,6 +62,10 @@ type Config struct {
 	// ShutdownGrace is how long requests in flight may run after Serve's context ends;
 	// default 10 s. Longer ones (a kernel on a slow link) are cut off.
 	ShutdownGrace time.Duration
+	// Media builds /iso/, /usb/, /uefimg/, /uefi/, /krn/ and the -generic and -provision
+	// binaries; nil: those answer 503 with MediaUnavailable as the reason.
+	Media            MediaBuilder
+	MediaUnavailable string
 	// StuckAfter is how long a node may stay between two boot stages before it is flagged
 	// stuck; default 10 minutes.
 	StuckAfter time.Duration
@@ -241,6 +245,7 @@ func (s *Server) routes() *gin.Engine {
 	e.GET("/api/v1/networks", s.publicNetworks)
 	s.adminRoutes(e.Group("/api/v1", s.requireAdmin))
 	s.webRoutes(e)
+	s.mediaRoutes(e)
 	e.NoRoute(func(c *gin.Context) {
 		c.String(http.StatusNotFound, "not found: %s (see the README for the endpoints)\n", c.Request.URL.Path)
 	})

@@ -33,10 +33,16 @@ type Config struct {
 		Interfaces []string `yaml:"interfaces"`
 	} `yaml:"dhcp"`
 	Paths struct {
-		Data    string `yaml:"data"`
-		Kernels string `yaml:"kernels"`
-		IPXE    string `yaml:"ipxe"`
+		Data         string `yaml:"data"`
+		Kernels      string `yaml:"kernels"`
+		IPXE         string `yaml:"ipxe"`
+		IPXEEmbed    string `yaml:"ipxe_embed"`
+		Isolinux     string `yaml:"isolinux"`
+		SyslinuxBIOS string `yaml:"syslinux_bios"`
 	} `yaml:"paths"`
+	Media struct {
+		CacheBytes int64 `yaml:"cache_bytes"`
+	} `yaml:"media"`
 	Networks map[string]string `yaml:"networks"`
 	Admin    struct {
 		Socket    string `yaml:"socket"`
@@ -73,6 +79,10 @@ func defaultConfig() Config {
 	c.Paths.Data = "./var"
 	c.Paths.Kernels = "./var/kernels"
 	c.Paths.IPXE = "./var/ipxe"
+	c.Paths.IPXEEmbed = "./var/ipxe-embed"
+	c.Paths.Isolinux = "/usr/lib/ISOLINUX"
+	c.Paths.SyslinuxBIOS = "/usr/lib/syslinux/modules/bios"
+	c.Media.CacheBytes = 64 << 20
 	c.Networks = map[string]string{
 		"prod": "production (v3)", "test": "testing (v3)", "dev": "development (v3)", "qa": "qa-network (v3)",
 	}
@@ -173,6 +183,9 @@ func (c *Config) validate() error {
 		if err != nil || !st.IsDir() {
 			return fmt.Errorf("%s: %q is not a directory (create it; `make run` does)", kv[0], kv[1])
 		}
+	}
+	if c.Media.CacheBytes < 0 {
+		return fmt.Errorf("media.cache_bytes: %d is negative (0 turns the cache off)", c.Media.CacheBytes)
 	}
 	if c.Admin.Socket != "" && len(c.Admin.Socket) > 100 {
 		return fmt.Errorf("admin.socket: %q is too long for a unix socket path", c.Admin.Socket)

@@ -20,6 +20,7 @@ import (
 	"github.com/threefoldtech/bootstrapd/dhcpd"
 	"github.com/threefoldtech/bootstrapd/httpd"
 	"github.com/threefoldtech/bootstrapd/ipxe"
+	"github.com/threefoldtech/bootstrapd/ipxe/media"
 	"github.com/threefoldtech/bootstrapd/store"
 	"github.com/threefoldtech/bootstrapd/tftpd"
 )
@@ -73,22 +74,28 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger) er
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	tl := newTimeline(db, log, reg)
 
+	builder, mediaErr := newMediaBuilder(cfg, log, reg)
+	if mediaErr != nil {
+		log.Warn("boot media endpoints off: they answer 503", "err", mediaErr)
+	}
 	web, err := httpd.New(httpd.Config{
-		Addr:          cfg.HTTP.Listen,
-		PublicURL:     cfg.HTTP.PublicURL,
-		Networks:      cfg.Networks,
-		KernelsDir:    cfg.Paths.Kernels,
-		Binaries:      cat,
-		Scripts:       scripts,
-		Store:         db,
-		Default:       httpd.DefaultNode{Network: cfg.DefaultNode.Network, Farm: cfg.DefaultNode.Farm, Args: cfg.DefaultNode.Args},
-		AdminSocket:   cfg.Admin.Socket,
-		AdminToken:    token,
-		Logger:        log.With("service", "http"),
-		Registry:      reg,
-		OnStage:       tl.http,
-		ShutdownGrace: cfg.HTTP.ShutdownGrace,
-		StuckAfter:    cfg.Events.StuckAfter,
+		Addr:             cfg.HTTP.Listen,
+		PublicURL:        cfg.HTTP.PublicURL,
+		Networks:         cfg.Networks,
+		KernelsDir:       cfg.Paths.Kernels,
+		Binaries:         cat,
+		Scripts:          scripts,
+		Store:            db,
+		Default:          httpd.DefaultNode{Network: cfg.DefaultNode.Network, Farm: cfg.DefaultNode.Farm, Args: cfg.DefaultNode.Args},
+		AdminSocket:      cfg.Admin.Socket,
+		AdminToken:       token,
+		Logger:           log.With("service", "http"),
+		Registry:         reg,
+		OnStage:          tl.http,
+		ShutdownGrace:    cfg.HTTP.ShutdownGrace,
+		StuckAfter:       cfg.Events.StuckAfter,
+		Media:            builder,
+		MediaUnavailable: errString(mediaErr),
 	})
 	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)
@@ -178,4 +185,38 @@ func reloadOnHUP(ctx context.Context, path string, web *httpd.Server, log *slog.
 		web.Reload(cfg.Networks, httpd.DefaultNode{Network: cfg.DefaultNode.Network, Farm: cfg.DefaultNode.Farm, Args: cfg.DefaultNode.Args})
 		log.Info("reloaded networks and default_node (other keys need a restart)", "networks", len(cfg.Networks))
 	}
+}
+
+// newMediaBuilder builds the media templates. Missing syslinux files or an unbuilt
+// paths.ipxe_embed do not stop the appliance: the LAN boot needs neither.
+func newMediaBuilder(cfg Config, log *slog.Logger, reg prometheus.Registerer) (httpd.MediaBuilder, error) {
+	embed := cfg.Paths.IPXEEmbed
+	if st, err := os.Stat(embed); embed != "" && (err != nil || !st.IsDir()) {
+		log.Warn("paths.ipxe_embed is missing: /uefi/, /uefi-generic and /uefi-provision answer 503 (run make embed)", "dir", embed)
+		embed = ""
+	}
+	cache := cfg.Media.CacheBytes
+	if cache == 0 {
+		cache = -1 // media.Config: negative is "no cache", 0 is its default
+	}
+	b, err := media.New(media.Config{
+		IPXEDir:         cfg.Paths.IPXE,
+		IsolinuxDir:     cfg.Paths.Isolinux,
+		SyslinuxBIOSDir: cfg.Paths.SyslinuxBIOS,
+		EmbedDir:        embed,
+		CacheBytes:      cache,
+		Logger:          log.With("service", "media"),
+		Registerer:      reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
