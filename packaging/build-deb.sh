@@ -115,8 +115,9 @@ goroot=$(go env GOROOT 2>/dev/null || true)
 	go version -m "$bin" 2>/dev/null | awk '$1 == "dep" || $1 == "=>" { print $2, $3 }' |
 		while read -r mod ver; do
 			# Module cache paths escape upper case letters as "!" + lower case.
-			esc=$(printf '%s' "$mod" | sed 's/\([A-Z]\)/!\1/g' | tr 'A-Z' 'a-z')
-			lic=$(ls "$modcache/$esc@$ver"/LICEN[CS]E* "$modcache/$esc@$ver"/COPYING* 2>/dev/null | head -n 1 || true)
+			esc=$(printf '%s' "$mod" | LC_ALL=C sed 's/\([A-Z]\)/!\1/g' | LC_ALL=C tr '[:upper:]' '[:lower:]')
+			lic=$(find "$modcache/$esc@$ver" -maxdepth 1 -type f \( -iname 'licen[cs]e*' -o -iname 'copying*' \) \
+				2>/dev/null | LC_ALL=C sort | head -n 1)
 			echo
 			echo "================================================================"
 			echo "$mod $ver"

@@ -185,7 +185,7 @@ svc_user=$(sed -n 's/^User=//p' "$unit")
 svc_group=$(sed -n 's/^Group=//p' "$unit")
 svc_umask=$(sed -n 's/^UMask=//p' "$unit")
 caps=$(sed -n 's/^AmbientCapabilities=//p' "$unit" | tr 'A-Z ' 'a-z\n' | sed -n 's/^cap_\(.*\)/+\1/p' | paste -sd, -)
-[ -n "$execstart" ] && [ -n "$caps" ] || die "could not read ExecStart/AmbientCapabilities from $unit"
+if [ -z "$execstart" ] || [ -z "$caps" ]; then die "could not read ExecStart/AmbientCapabilities from $unit"; fi
 
 # Two namespaces joined by a veth pair: the daemon's side and a PXE client's side. Addresses
 # are from 198.18.0.0/15 (benchmarking) and exist only inside these namespaces.
@@ -255,7 +255,7 @@ fi
 
 status=/proc/$daemon/status
 check "daemon process is /usr/bin/bootstrapd" test "$(readlink "/proc/$daemon/exe")" = /usr/bin/bootstrapd
-check "daemon runs as uid $uid" sh -c "grep -q '^Uid:[[:space:]]*$uid[[:space:]]*$uid' $status"
+check "daemon runs as uid $uid" sh -c "grep -q '^Uid:[[:space:]]*${uid}[[:space:]]*${uid}' $status"
 # CAP_NET_BIND_SERVICE is bit 10: 0x400. Nothing else effective, permitted or boundable.
 check "daemon capabilities: only cap_net_bind_service (CapEff/CapPrm/CapBnd 0x400)" \
 	sh -c "grep -q '^CapEff:[[:space:]]*0000000000000400' $status && grep -q '^CapPrm:[[:space:]]*0000000000000400' $status && grep -q '^CapBnd:[[:space:]]*0000000000000400' $status"
