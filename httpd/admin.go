@@ -115,7 +115,7 @@ func (s *Server) ValidateNode(n *store.Node) error {
 		return err
 	}
 	if n.Kernel != "" {
-		if _, err := s.kernelFor(n.Network, n.Kernel); err != nil {
+		if _, err := kernelFor(s.kernels, n.Network, n.Kernel); err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"os"
 	"path"
 	"strings"
 
@@ -36,22 +37,33 @@ func (s *Server) handleIPXE(c *gin.Context) {
 // BootScript renders the script for req with URLs relative to r (see baseURL). The media
 // endpoints embed exactly these bytes.
 func (s *Server) BootScript(r *http.Request, req BootRequest) ([]byte, error) {
-	kernel, err := s.kernelFor(req.Network, req.Kernel)
+	return RenderBoot(s.cfg.Scripts, s.networks(), s.kernels, s.baseURL(r), req)
+}
+
+// RenderBoot is the boot script for req, its kernel fetched from base/kernel/…: the one
+// code path of /ipxe/, /provision/, the media endpoints and `bootstrapd media`. The kernel
+// must exist under kernels.
+func RenderBoot(scripts *ipxe.Scripts, networks map[string]string, kernels *os.Root, base string, req BootRequest) ([]byte, error) {
+	display, ok := networks[req.Network]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownNetwork, req.Network)
+	}
+	kernel, err := kernelFor(kernels, req.Network, req.Kernel)
 	if err != nil {
 		return nil, err
 	}
-	return s.cfg.Scripts.Render(ipxe.Boot{
+	return scripts.Render(ipxe.Boot{
 		Network:     req.Network,
-		NetworkName: s.networks()[req.Network],
+		NetworkName: display,
 		Farm:        req.Farm,
 		Args:        req.Args,
-		KernelURL:   s.baseURL(r) + "/kernel/" + kernel,
+		KernelURL:   strings.TrimSuffix(base, "/") + "/kernel/" + kernel,
 	})
 }
 
 // kernelFor names the kernel file a boot uses and checks that it exists inside the kernels
 // directory (symlinks resolved, but never out of it).
-func (s *Server) kernelFor(network, override string) (string, error) {
+func kernelFor(kernels *os.Root, network, override string) (string, error) {
 	name := override
 	if name == "" {
 		name = path.Join("net", network+".efi")
@@ -59,9 +71,9 @@ func (s *Server) kernelFor(network, override string) (string, error) {
 	if err := ipxe.ValidateKernel(name); err != nil {
 		return "", err
 	}
-	st, err := s.kernels.Stat(name)
+	st, err := kernels.Stat(name)
 	if err != nil || !st.Mode().IsRegular() {
-		return "", fmt.Errorf("%w: %s (in %s)", ErrNoKernel, name, s.cfg.KernelsDir)
+		return "", fmt.Errorf("%w: %s (in %s)", ErrNoKernel, name, kernels.Name())
 	}
 	return name, nil
 }

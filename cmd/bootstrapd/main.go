@@ -22,7 +22,8 @@ const usage = `bootstrapd: Zero-OS network-boot appliance
 
 Usage:
   bootstrapd serve   [--config appliance.yaml]      run ProxyDHCP, TFTP and HTTP
-  bootstrapd node    add|set|show|list|rm|import|export [flags]   manage node records
+  bootstrapd node    add|set|show|list|rm|import|export|discovered [flags]   manage node records
+  bootstrapd media   iso|usb|uefimg|uefi|krn --network N [...] -o FILE   build a boot medium offline
   bootstrapd version
 
 Run "bootstrapd <command> -h" for a command's flags.
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdServe(ctx, args[1:], stderr)
 	case "node":
 		return cmdNode(ctx, args[1:], stdout, stderr)
+	case "media":
+		return cmdMedia(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "bootstrapd", version)
 		return nil

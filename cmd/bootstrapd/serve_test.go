@@ -45,9 +45,19 @@ type daemon struct {
 	log                      *bytes.Buffer
 }
 
+// daemonOpts vary startDaemon's configuration.
+type daemonOpts struct {
+	publicURL string
+	ipxeDir   string // real iPXE binaries; "": fake ones (media then stay off)
+}
+
 // startDaemon runs the real serve path in-process, on loopback ports, without DHCP.
-func startDaemon(t *testing.T) *daemon {
+func startDaemon(t *testing.T, opts ...daemonOpts) *daemon {
 	t.Helper()
+	var o daemonOpts
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	dir := t.TempDir()
 	for _, d := range []string{"kernels/net", "ipxe"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -73,13 +83,17 @@ func startDaemon(t *testing.T) *daemon {
 		dir:     dir,
 		log:     &bytes.Buffer{},
 	}
-	yaml := fmt.Sprintf(`http: {listen: "127.0.0.1:%d"}
+	ipxeDir := filepath.Join(dir, "ipxe")
+	if o.ipxeDir != "" {
+		ipxeDir = o.ipxeDir
+	}
+	yaml := fmt.Sprintf(`http: {listen: "127.0.0.1:%d", public_url: %q}
 tftp: {listen: "127.0.0.1:%d"}
 dhcp: {enabled: false}
-paths: {data: %[3]s/data, kernels: %[3]s/kernels, ipxe: %[3]s/ipxe}
-admin: {socket: %[3]s/admin.sock}
+paths: {data: %[4]s/data, kernels: %[4]s/kernels, ipxe: %[5]s, ipxe_embed: %[4]s/embed}
+admin: {socket: %[4]s/admin.sock}
 boot: {ntp: ""}
-`, httpPort, tftpPort, dir)
+`, httpPort, o.publicURL, tftpPort, dir, ipxeDir)
 	if err := os.WriteFile(d.cfgFile, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
