@@ -32,7 +32,7 @@ run: build ipxe
 	mkdir -p var/kernels/net
 	$(BIN) serve
 
-test: lint unit fuzz e2e web
+test: lint embed unit fuzz e2e web
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
