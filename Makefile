@@ -9,9 +9,10 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Fuzz targets as package:Target; `go test -fuzz` runs one target at a time.
 FUZZ := ./store:FuzzParseMAC ./ipxe:FuzzRender ./ipxe:FuzzValidateKernel \
         ./httpd:FuzzParseBootPath ./httpd:FuzzNodesCSVRoundTrip \
-        ./dhcpd:FuzzDecide ./tftpd:FuzzParsePath
+        ./dhcpd:FuzzDecide ./tftpd:FuzzParsePath \
+        ./ipxe/media:FuzzScript ./ipxe/media:FuzzParsers
 
-.PHONY: all build run ipxe embed test lint unit fuzz e2e web clean
+.PHONY: all build run ipxe embed test lint unit fuzz e2e media-boot web clean
 
 all: build
 
@@ -32,7 +33,7 @@ run: build ipxe
 	mkdir -p var/kernels/net
 	$(BIN) serve
 
-test: lint embed unit fuzz e2e web
+test: lint embed unit fuzz e2e media-boot web
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -51,6 +52,10 @@ fuzz:
 e2e: ipxe
 	@[ "$$(id -u)" = 0 ] || { echo "make e2e: the LAN boot test creates network namespaces and must run as root (sudo make test)"; exit 1; }
 	BOOTSTRAPD_E2E=1 BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) $(GO) test -v -count=1 -timeout 40m ./test/e2e/
+
+# Every medium booted in qemu (TCG, user networking) to a real kernel served over HTTP.
+media-boot: embed
+	BOOTSTRAPD_MEDIA_QEMU=1 BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) $(GO) test -v -count=1 -timeout 30m -run TestQemuBoot ./ipxe/media/
 
 # The operator page in headless Chromium (Debian chromium; playwright-core from test/web).
 web: ipxe
