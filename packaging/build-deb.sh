@@ -14,14 +14,20 @@
 # Environment:
 #   BOOTSTRAPD_BIN     package this prebuilt binary instead of building ./cmd/bootstrapd
 #                      (packaging tests only: it must be for ARCH).
+#   IPXE_EMBED_DIR     holds ipxe-amd64-script.efi and ipxe-arm64-script.efi (`make embed`),
+#                      default var/ipxe-embed; when they are not there they are built into a
+#                      temporary directory with packaging/fetch-ipxe.sh and
+#                      packaging/ipxe-embed/build.sh (network, clang and lld needed).
 #   DEB_REVISION       Debian revision, default 1.
 #   DEB_MAINTAINER     Maintainer field, default from the top of packaging/deb/changelog.
 #   SOURCE_DATE_EPOCH  timestamp of every file and of a generated changelog entry; default:
 #                      the HEAD commit's time, so two builds of a commit are byte-identical.
 #
 # Package layout: /usr/bin/bootstrapd, /etc/bootstrapd/appliance.yaml (conffile),
-# /usr/lib/systemd/system/bootstrapd.service, man page, copyright, changelog.Debian.gz and
-# the licenses of the Go modules compiled into the binary (go-modules.txt.gz).
+# /usr/lib/systemd/system/bootstrapd.service, /usr/lib/bootstrapd/ipxe-embed/ (the EFI
+# binaries the /uefi/ media endpoints patch; the same files in both architectures' packages,
+# they run on the booting node), man page, copyright, changelog.Debian.gz and the licenses
+# of the Go modules compiled into the binary (go-modules.txt.gz).
 set -eu
 umask 022
 
@@ -55,6 +61,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 root="$work/root"
 mkdir -p "$root/DEBIAN" "$root/usr/bin" "$root/etc/bootstrapd" "$root/usr/lib/systemd/system" \
+	"$root/usr/lib/bootstrapd/ipxe-embed" \
 	"$root/usr/share/doc/bootstrapd" "$root/usr/share/man/man1" "$root/usr/share/lintian/overrides"
 
 # The binary. Static (CGO_ENABLED=0) so one build runs on every Debian release.
@@ -71,6 +78,22 @@ if [ -n "$goarch" ] && [ "$goarch" != "$arch" ]; then
 	echo "build-deb: $bin is built for $goarch, not $arch" >&2
 	exit 1
 fi
+
+# Script-carrying EFI binaries for /uefi/, /uefi-generic, /uefi-provision (paths.ipxe_embed).
+embed="${IPXE_EMBED_DIR:-$top/var/ipxe-embed}"
+embed_files="ipxe-amd64-script.efi ipxe-arm64-script.efi"
+for f in $embed_files; do
+	if [ ! -s "$embed/$f" ]; then
+		echo "build-deb: $embed/$f missing: building the iPXE embed binaries" >&2
+		sh "$top/packaging/fetch-ipxe.sh" "$work/ipxe" >&2
+		sh "$top/packaging/ipxe-embed/build.sh" "$work/ipxe" "$work/ipxe-embed" >&2
+		embed="$work/ipxe-embed"
+		break
+	fi
+done
+for f in $embed_files; do
+	install -m 0644 "$embed/$f" "$root/usr/lib/bootstrapd/ipxe-embed/$f"
+done
 
 install -m 0644 "$deb/appliance.yaml" "$root/etc/bootstrapd/appliance.yaml"
 install -m 0644 "$top/systemd/bootstrapd.service" "$root/usr/lib/systemd/system/bootstrapd.service"

@@ -122,6 +122,13 @@ code=$(curl -s -o /srv/bdtest/script -w '%{http_code}' http://127.0.0.1:8080/ipx
 check "GET /ipxe/test/1: 200 (got $code)" test "$code" = 200
 check "script has runmode=test" grep -q runmode=test /srv/bdtest/script
 check "GET /kernel/net/test.efi" sh -c "curl -fs http://127.0.0.1:8080/kernel/net/test.efi | cmp -s - /srv/bdtest/zos-test.efi"
+# Boot media built per request under the service's sandbox (temporary files in /tmp).
+code=$(curl -s -o "/srv/bdtest/media.iso" -w '%{http_code}' "http://127.0.0.1:8080/iso/test/1" || true)
+check "GET /iso/test/1: 200 and an ISO 9660 image (got $code)" \
+	sh -c "[ $code = 200 ] && [ \"\$(dd if='/srv/bdtest/media.iso' bs=1 skip=32769 count=5 2>/dev/null)\" = CD001 ]"
+code=$(curl -s -o "/srv/bdtest/media.efi" -w '%{http_code}' "http://127.0.0.1:8080/uefi/test/1" || true)
+check "GET /uefi/test/1: 200 and a PE file (got $code)" \
+	sh -c "[ $code = 200 ] && [ \"\$(head -c 2 '/srv/bdtest/media.efi')\" = MZ ]"
 check "TFTP undionly.kpxe" sh -c "curl -fs tftp://127.0.0.1/undionly.kpxe | cmp -s - /usr/lib/ipxe/undionly.kpxe"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat /etc/bootstrapd/admin.token)" http://127.0.0.1:8080/api/v1/nodes)
 check "admin API with the packaged token: 200 (got $code)" test "$code" = 200

@@ -280,6 +280,14 @@ else
 	fail "GET /kernel/net/test.efi"
 fi
 
+# Boot media built per request under the service's sandbox (temporary files in /tmp).
+code=$(ip netns exec "$cns" curl -s -o "$work/media.iso" -w '%{http_code}' "http://$srv:8080/iso/test/1" || true)
+check "GET /iso/test/1: 200 and an ISO 9660 image (got $code)" \
+	sh -c "[ $code = 200 ] && [ \"\$(dd if='$work/media.iso' bs=1 skip=32769 count=5 2>/dev/null)\" = CD001 ]"
+code=$(ip netns exec "$cns" curl -s -o "$work/media.efi" -w '%{http_code}' "http://$srv:8080/uefi/test/1" || true)
+check "GET /uefi/test/1: 200 and a PE file (got $code)" \
+	sh -c "[ $code = 200 ] && [ \"\$(head -c 2 '$work/media.efi')\" = MZ ]"
+
 # TFTP: the BIOS iPXE binary, byte for byte the ipxe package's file.
 if ip netns exec "$cns" curl -s -o "$work/undionly.kpxe" "tftp://$srv/undionly.kpxe" &&
 	cmp -s "$work/undionly.kpxe" /usr/lib/ipxe/undionly.kpxe; then
