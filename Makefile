@@ -53,9 +53,10 @@ e2e: ipxe
 	@[ "$$(id -u)" = 0 ] || { echo "make e2e: the LAN boot test creates network namespaces and must run as root (sudo make test)"; exit 1; }
 	BOOTSTRAPD_E2E=1 BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) $(GO) test -v -count=1 -timeout 40m ./test/e2e/
 
-# Every medium booted in qemu (TCG, user networking) to a real kernel served over HTTP.
+# Every medium downloaded from the running daemon and booted in qemu (TCG, user networking)
+# until the real kernel it fetches from the daemon prints the request's command line.
 media-boot: embed
-	BOOTSTRAPD_MEDIA_QEMU=1 BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) $(GO) test -v -count=1 -timeout 30m -run TestQemuBoot ./ipxe/media/
+	BOOTSTRAPD_MEDIA_QEMU=1 BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) $(GO) test -v -count=1 -timeout 30m -run TestMediaBoot ./cmd/bootstrapd/
 
 # The operator page in headless Chromium (Debian chromium; playwright-core from test/web).
 web: ipxe

@@ -49,6 +49,9 @@ type daemon struct {
 type daemonOpts struct {
 	publicURL string
 	ipxeDir   string // real iPXE binaries; "": fake ones (media then stay off)
+	embedDir  string // make embed's output; "": none (/uefi/ answers 503)
+	kernel    string // a real kernel to boot as net/test.efi; "": a few fake bytes
+	httpPort  int    // 0: a free one
 }
 
 // startDaemon runs the real serve path in-process, on loopback ports, without DHCP.
@@ -69,13 +72,23 @@ func startDaemon(t *testing.T, opts ...daemonOpts) *daemon {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "kernels", "zos.efi"), []byte("MZ kernel"), 0o644); err != nil {
+	kernel := []byte("MZ kernel")
+	if o.kernel != "" {
+		var err error
+		if kernel, err = os.ReadFile(o.kernel); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kernels", "zos.efi"), kernel, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Symlink("../zos.efi", filepath.Join(dir, "kernels", "net", "test.efi")); err != nil {
 		t.Fatal(err)
 	}
-	httpPort, tftpPort := freePort(t, "tcp"), freePort(t, "udp")
+	httpPort, tftpPort := o.httpPort, freePort(t, "udp")
+	if httpPort == 0 {
+		httpPort = freePort(t, "tcp")
+	}
 	d := &daemon{
 		cfgFile: filepath.Join(dir, "appliance.yaml"),
 		base:    fmt.Sprintf("http://127.0.0.1:%d", httpPort),
@@ -87,13 +100,17 @@ func startDaemon(t *testing.T, opts ...daemonOpts) *daemon {
 	if o.ipxeDir != "" {
 		ipxeDir = o.ipxeDir
 	}
+	embedDir := filepath.Join(dir, "embed")
+	if o.embedDir != "" {
+		embedDir = o.embedDir
+	}
 	yaml := fmt.Sprintf(`http: {listen: "127.0.0.1:%d", public_url: %q}
 tftp: {listen: "127.0.0.1:%d"}
 dhcp: {enabled: false}
-paths: {data: %[4]s/data, kernels: %[4]s/kernels, ipxe: %[5]s, ipxe_embed: %[4]s/embed}
+paths: {data: %[4]s/data, kernels: %[4]s/kernels, ipxe: %[5]s, ipxe_embed: %[6]s}
 admin: {socket: %[4]s/admin.sock}
 boot: {ntp: ""}
-`, httpPort, o.publicURL, tftpPort, dir, ipxeDir)
+`, httpPort, o.publicURL, tftpPort, dir, ipxeDir, embedDir)
 	if err := os.WriteFile(d.cfgFile, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
