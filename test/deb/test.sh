@@ -41,6 +41,9 @@ if dpkg-query -W -f='${Status}' bootstrapd 2>/dev/null | grep -q 'installed\|con
 	die "bootstrapd is already installed here; purge it first (dpkg --purge bootstrapd)"
 fi
 py=$(command -v python3 || true)
+if [ -z "$py" ] && [ "${BOOTSTRAPD_REQUIRE_TOOLS:-0}" = 1 ]; then
+	die "python3 is missing (BOOTSTRAPD_REQUIRE_TOOLS=1: no skipped checks)"
+fi
 
 work=$(mktemp -d /tmp/bootstrapd-debtest.XXXXXX)
 chmod 0755 "$work" # lintian runs as nobody; the daemon writes to the notify socket in here
