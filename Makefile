@@ -12,7 +12,7 @@ FUZZ := ./store:FuzzParseMAC ./ipxe:FuzzRender ./ipxe:FuzzValidateKernel \
         ./dhcpd:FuzzDecide ./tftpd:FuzzParsePath \
         ./ipxe/media:FuzzScript ./ipxe/media:FuzzParsers
 
-.PHONY: all build run ipxe embed test lint unit fuzz e2e media-boot web clean
+.PHONY: all build run ipxe embed test lint unit fuzz e2e media-boot web deb service-check deb-test deb-nspawn clean
 
 all: build
 
@@ -33,12 +33,14 @@ run: build ipxe
 	mkdir -p var/kernels/net
 	$(BIN) serve
 
-test: lint embed unit fuzz e2e media-boot web
+test: lint embed unit fuzz e2e media-boot web service-check deb-test
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	shellcheck -s sh packaging/build-deb.sh packaging/fetch-ipxe.sh packaging/ipxe-embed/build.sh \
+		packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm systemd/check.sh test/deb/test.sh test/deb/nspawn.sh .ci/run
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -61,6 +63,27 @@ media-boot: embed
 # The operator page in headless Chromium (Debian chromium; playwright-core from test/web).
 web: ipxe
 	BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) test/web/run.sh
+
+DEB_ARCHES ?= amd64 arm64
+
+# Debian packages: dist/bootstrapd_<version>-1_<arch>.deb (packaging/build-deb.sh).
+deb: embed
+	@set -e; for a in $(DEB_ARCHES); do packaging/build-deb.sh "$(VERSION)" $$a dist; done
+
+# bootstrapd.service: systemd-analyze verify, and a security exposure of at most 2.0.
+service-check:
+	systemd/check.sh
+
+# The .deb: lintian, dpkg -i on this machine, the unit's ExecStart run as its user with its
+# capabilities, then purge. Root.
+deb-test: embed
+	@[ "$$(id -u)" = 0 ] || { echo "make deb-test: dpkg -i and network namespaces need root"; exit 1; }
+	test/deb/test.sh
+
+# The .deb under real systemd (PID 1) in a debootstrapped Debian with systemd-nspawn. Root;
+# fetches a Debian root once (about 270 MB, cached in /var/tmp/bootstrapd-nspawn).
+deb-nspawn: embed
+	test/deb/nspawn.sh
 
 clean:
 	rm -rf bin dist

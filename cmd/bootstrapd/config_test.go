@@ -106,3 +106,44 @@ func TestArpLookup(t *testing.T) {
 		}
 	}
 }
+
+// The packaged conffile spells out every key too, with production paths: a key added to the
+// daemon but forgotten there fails here, not on an operator's machine.
+func TestPackagedConfigDiffersOnlyInPaths(t *testing.T) {
+	f, err := os.Open("../../packaging/deb/appliance.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := parseConfig(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := defaultConfig()
+	want.Paths.Data = "/var/lib/bootstrapd"
+	want.Paths.Kernels = "/var/lib/bootstrapd/kernels"
+	want.Paths.IPXE = "/usr/lib/ipxe"
+	want.Paths.IPXEEmbed = "/usr/lib/bootstrapd/ipxe-embed"
+	want.Admin.Socket = "/run/bootstrapd/admin.sock"
+	want.Admin.TokenFile = "/etc/bootstrapd/admin.token"
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("packaging/deb/appliance.yaml (-want +got):\n%s", diff)
+	}
+	// Every documented key of the repository's appliance.yaml is in the packaged one.
+	keys := func(path string) []string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, _, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(strings.TrimSpace(k), "#") && strings.TrimSpace(k) != "" {
+				out = append(out, strings.TrimSpace(k))
+			}
+		}
+		return out
+	}
+	if diff := cmp.Diff(keys("../../appliance.yaml"), keys("../../packaging/deb/appliance.yaml")); diff != "" {
+		t.Fatalf("keys of appliance.yaml and packaging/deb/appliance.yaml differ (-repo +deb):\n%s", diff)
+	}
+}

@@ -26,6 +26,7 @@ command -v clang >/dev/null 2>&1 || need="$need clang"
 command -v ld.lld >/dev/null 2>&1 || need="$need lld"
 if [ -n "$need" ]; then
 	if [ "$(id -u)" = 0 ]; then
+		# shellcheck disable=SC2086 # $need is a list of package names
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $need >/dev/null
 	else
 		echo "ipxe-embed: install$need (Debian packages) first" >&2
@@ -48,10 +49,13 @@ mkdir -p "$out"
 for pair in x86_64:amd64 aarch64:arm64; do
 	target=${pair%%:*}
 	arch=${pair##*:}
+	# x86_64 EFI code must not use the red zone (firmware interrupts write below rsp).
+	redzone=-mno-red-zone
+	[ "$target" = x86_64 ] || redzone=-Wno-unused-command-line-argument
 	# shellcheck disable=SC2016
 	clang --target="$target-unknown-windows" -std=c11 -O2 -Wall -Werror \
 		-ffreestanding -fshort-wchar -fno-stack-protector -fno-builtin -nostdlib \
-		$( [ "$target" = x86_64 ] && echo -mno-red-zone ) \
+		"$redzone" \
 		-DIPXE_EFI="\"$ipxe_dir/ipxe-$arch.efi\"" \
 		-fuse-ld=lld -Wl,-entry:efi_main -Wl,-subsystem:efi_application -Wl,-Brepro \
 		-o "$out/.ipxe-$arch-script.efi.tmp" "$here/stub.c"
