@@ -20,18 +20,26 @@ const scriptType = "text/plain; charset=utf-8"
 
 // handleIPXE serves /ipxe/<network>[/<farm>[/<extra>[/<kernel>]]].
 func (s *Server) handleIPXE(c *gin.Context) {
-	req, err := ParseBootPath(c.Param("network")+c.Param("rest"), s.networks())
-	if err != nil {
-		s.failBoot(c, err)
-		return
-	}
-	script, err := s.BootScript(c.Request, req)
-	if err != nil {
-		s.failBoot(c, err)
+	script, _, ok := s.pathScript(c)
+	if !ok {
 		return
 	}
 	s.metrics.scripts.WithLabelValues("boot").Inc()
 	c.Data(http.StatusOK, scriptType, script)
+}
+
+// pathScript renders the script the URL's <network>[/<farm>[/<extra>[/<kernel>]]] asks for,
+// for /ipxe/ and the media alike; on a bad request it has answered and ok is false.
+func (s *Server) pathScript(c *gin.Context) (script []byte, req BootRequest, ok bool) {
+	req, err := ParseBootPath(c.Param("network")+c.Param("rest"), s.networks())
+	if err == nil {
+		script, err = s.BootScript(c.Request, req)
+	}
+	if err != nil {
+		s.failBoot(c, err)
+		return nil, req, false
+	}
+	return script, req, true
 }
 
 // BootScript renders the script for req with URLs relative to r (see baseURL). The media

@@ -55,14 +55,8 @@ func (s *Server) handleMedia(c *gin.Context, kind media.Kind) {
 		fail(c, http.StatusServiceUnavailable, "boot media are not available on this appliance: %s", s.cfg.MediaUnavailable)
 		return
 	}
-	req, err := ParseBootPath(c.Param("network")+c.Param("rest"), s.networks())
-	if err != nil {
-		s.failBoot(c, err)
-		return
-	}
-	script, err := s.BootScript(c.Request, req)
-	if err != nil {
-		s.failBoot(c, err)
+	script, req, ok := s.pathScript(c)
+	if !ok {
 		return
 	}
 	s.serveMedium(c, kind, script, fmt.Sprintf(mediaNames[kind], req.Network))
