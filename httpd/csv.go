@@ -36,9 +36,10 @@ func ParseNodesCSV(r io.Reader, validate func(*store.Node) error) ([]store.Node,
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
+			// FieldPos is only defined after a successful Read: take the line from the error.
 			var pe *csv.ParseError
+			line := 0
 			if errors.As(err, &pe) {
 				line = pe.Line
 			}
@@ -48,6 +49,7 @@ func ParseNodesCSV(r io.Reader, validate func(*store.Node) error) ([]store.Node,
 			}
 			continue
 		}
+		line, _ := cr.FieldPos(0)
 		if first && strings.EqualFold(strings.TrimSpace(rec[0]), "client") {
 			continue
 		}
