@@ -29,6 +29,8 @@ const require = createRequire(import.meta.url);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
 const ipxeDir = process.env.BOOTSTRAPD_IPXE_DIR || path.join(repo, 'var', 'ipxe');
+// The /uefi/ stubs (make embed); the media links need them.
+const embedDir = process.env.BOOTSTRAPD_IPXE_EMBED_DIR || path.join(repo, 'var', 'ipxe-embed');
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 // Every run's picture differs (port, times), so the committed docs/web.png is only rewritten
 // when asked (SCREENSHOT=docs/web.png): a test run leaves the work tree clean.
@@ -141,6 +143,7 @@ async function main() {
       `  data: ${JSON.stringify(path.join(tmp, 'data'))}`,
       `  kernels: ${JSON.stringify(kernels)}`,
       `  ipxe: ${JSON.stringify(ipxeDir)}`,
+      `  ipxe_embed: ${JSON.stringify(embedDir)}`,
       'networks:',
       '  prod: "production (v3)"',
       '  test: "testing (v3)"',
@@ -208,7 +211,7 @@ async function main() {
     const browser = await chromium.launch({
       executablePath: chromiumPath,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
     cleanups.push(() => browser.close());
@@ -323,6 +326,13 @@ async function main() {
     if (notYet.length) console.log(`  note not served by this build yet: ${[...new Set(notYet)].join(' ')}`);
     ok(served >= 1, `${served} of ${links.length} links served`);
     if (!notYet.includes('iso')) {
+      // A fresh page: Chromium does not start downloads from a page restored by goBack() above.
+      await page.goto(base + '/');
+      await page.waitForSelector('#gen-network option[value="test"]', { state: 'attached' });
+      await page.selectOption('#gen-network', 'test');
+      await page.fill('#gen-farm', '42');
+      await page.fill('#gen-args', 'console=ttyS0');
+      await page.waitForSelector('#gen-links:not([hidden])');
       const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#gen-links a[href^="/iso/"]')]);
       ok(dl.suggestedFilename() === 'ipxe-test.iso', `clicking the ISO link downloads ${dl.suggestedFilename()}`);
       const saved = await dl.path();
