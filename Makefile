@@ -12,7 +12,7 @@ FUZZ := ./store:FuzzParseMAC ./ipxe:FuzzRender ./ipxe:FuzzValidateKernel \
         ./dhcpd:FuzzDecide ./tftpd:FuzzParsePath \
         ./ipxe/media:FuzzScript ./ipxe/media:FuzzParsers
 
-.PHONY: all build run ipxe embed test lint unit fuzz e2e media-boot web deb service-check deb-test deb-nspawn clean
+.PHONY: all build run ipxe embed fetch-check test lint unit fuzz e2e media-boot web deb service-check deb-test deb-nspawn clean
 
 all: build
 
@@ -22,6 +22,10 @@ build:
 # The stock iPXE binaries (Debian trixie's pinned ipxe package, sha256-checked).
 ipxe:
 	packaging/fetch-ipxe.sh $(IPXE_DIR)
+
+# The pinned iPXE fetch refuses a .deb whose sha256 differs, extracting nothing.
+fetch-check:
+	test/packaging/fetch-ipxe-sha.sh
 
 # The script-carrying EFI binaries of /uefi/ (clang + lld; built once, not per request).
 embed: ipxe
@@ -33,14 +37,15 @@ run: build ipxe
 	mkdir -p var/kernels/net
 	$(BIN) serve
 
-test: lint embed unit fuzz e2e media-boot web service-check deb-test
+test: lint fetch-check embed unit fuzz e2e media-boot web service-check deb-test
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 	shellcheck -s sh packaging/build-deb.sh packaging/fetch-ipxe.sh packaging/ipxe-embed/build.sh \
-		packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm systemd/check.sh test/deb/test.sh test/deb/nspawn.sh .ci/run
+		packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm systemd/check.sh test/deb/test.sh test/deb/nspawn.sh .ci/run \
+		test/packaging/fetch-ipxe-sha.sh test/load/http.sh test/load/dhcp.sh
 
 unit:
 	$(GO) test -race -count=1 ./...

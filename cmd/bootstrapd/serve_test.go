@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +44,7 @@ func freePort(t *testing.T, network string) int {
 type daemon struct {
 	cfgFile, base, tftp, dir string
 	log                      *bytes.Buffer
+	stop                     func() // ends serve and waits for it; idempotent
 }
 
 // daemonOpts vary startDaemon's configuration.
@@ -52,6 +54,8 @@ type daemonOpts struct {
 	embedDir  string // make embed's output; "": none (/uefi/ answers 503)
 	kernel    string // a real kernel to boot as net/test.efi; "": a few fake bytes
 	httpPort  int    // 0: a free one
+	dir       string // reuse a previous daemon's directory (its database); "": a new one
+	extraYAML string // more configuration keys (not http, tftp, dhcp, paths, admin, boot)
 }
 
 // startDaemon runs the real serve path in-process, on loopback ports, without DHCP.
@@ -61,7 +65,10 @@ func startDaemon(t *testing.T, opts ...daemonOpts) *daemon {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	dir := t.TempDir()
+	dir := o.dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	for _, d := range []string{"kernels/net", "ipxe"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -82,6 +89,7 @@ func startDaemon(t *testing.T, opts ...daemonOpts) *daemon {
 	if err := os.WriteFile(filepath.Join(dir, "kernels", "zos.efi"), kernel, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	os.Remove(filepath.Join(dir, "kernels", "net", "test.efi"))
 	if err := os.Symlink("../zos.efi", filepath.Join(dir, "kernels", "net", "test.efi")); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +118,7 @@ dhcp: {enabled: false}
 paths: {data: %[4]s/data, kernels: %[4]s/kernels, ipxe: %[5]s, ipxe_embed: %[6]s}
 admin: {socket: %[4]s/admin.sock}
 boot: {ntp: ""}
-`, httpPort, o.publicURL, tftpPort, dir, ipxeDir, embedDir)
+`, httpPort, o.publicURL, tftpPort, dir, ipxeDir, embedDir) + o.extraYAML
 	if err := os.WriteFile(d.cfgFile, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -121,20 +129,24 @@ boot: {ntp: ""}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, d.cfgFile, slog.New(slog.NewTextHandler(d.log, nil))) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
+	var once sync.Once
+	d.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("serve: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Error("serve did not stop within 15 s of its context ending")
 			}
-		case <-time.After(15 * time.Second):
-			t.Error("serve did not stop within 15 s of its context ending")
-		}
-		if _, err := os.Stat(filepath.Join(dir, "admin.sock")); !os.IsNotExist(err) {
-			t.Errorf("admin socket left behind: %v", err)
-		}
-	})
+			if _, err := os.Stat(filepath.Join(dir, "admin.sock")); !os.IsNotExist(err) {
+				t.Errorf("admin socket left behind: %v", err)
+			}
+		})
+	}
+	t.Cleanup(d.stop)
 	for i := 0; ; i++ {
 		if resp, err := http.Get(d.base + "/healthz"); err == nil {
 			resp.Body.Close()

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func get(t *testing.T, url string, hdr ...string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	if _, err := io.Copy(&b, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b.String()
+}
+
+// TestServeLoopback is the foundation's proof against the real serve path on loopback, with
+// records made by the real CLI over the admin socket.
+func TestServeLoopback(t *testing.T) {
+	d := startDaemon(t)
+	const mac = "52:54:00:00:10:01"
+	if out, err := d.cli(t, "node", "add", "--mac", strings.ToUpper(mac), "--network", "test", "--farm", "4242",
+		"--args", "console=ttyS0 zos-debug", "--kernel", "zos.efi"); err != nil {
+		t.Fatalf("node add: %v\n%s", err, out)
+	}
+	// Every field of the record reaches the kernel line.
+	if code, _, body := get(t, d.base+"/provision/52-54-00-00-10-01"); code != 200 ||
+		!strings.Contains(body, d.base+"/kernel/zos.efi version=v3 runmode=test farmer_id=4242 console=ttyS0 zos-debug nomodeset panic=7200") {
+		t.Fatalf("known MAC: %d\n%s", code, body)
+	}
+	if code, _, body := get(t, d.base+"/provision/52:54:00:00:10:02"); code != 200 || !strings.Contains(body, "MAC 52:54:00:00:10:02) has no boot record") {
+		t.Fatalf("unknown MAC without default_node: %d\n%s", code, body)
+	}
+	for path, want := range map[string]string{
+		"/ipxe/test":                         "kernel/net/test.efi version=v3 runmode=test nomodeset",
+		"/ipxe/test/7":                       "runmode=test farmer_id=7 nomodeset",
+		"/ipxe/test/7/console=ttyS0":         "farmer_id=7 console=ttyS0 nomodeset",
+		"/ipxe/test/7/console=ttyS0/zos.efi": "kernel/zos.efi version=v3 runmode=test farmer_id=7 console=ttyS0",
+		"/ipxe/test/7/root=___dev___ram0":    "farmer_id=7 root=/dev/ram0 nomodeset",
+	} {
+		if code, _, body := get(t, d.base+path); code != 200 || !strings.Contains(body, want) {
+			t.Errorf("GET %s = %d, want 200 with %q:\n%s", path, code, want, body)
+		}
+	}
+	for path, want := range map[string]int{
+		"/ipxe/mainnet/1":                  404,
+		"/ipxe/prod/1":                     404, // no net/prod.efi
+		"/ipxe/test/1/a;reboot":            400,
+		"/ipxe/test/1/a%0Areboot":          400,
+		"/ipxe/test/1/$%7Bnet0/ip%7D":      400,
+		"/ipxe/test/x":                     400,
+		"/provision/not-a-mac":             400,
+		"/kernel/net/escape.efi":           404,
+		"/kernel/..%2F..%2Fappliance.yaml": 400,
+	} {
+		if code, _, body := get(t, d.base+path); code != want {
+			t.Errorf("GET %s = %d %q, want %d", path, code, body, want)
+		}
+	}
+	// A symlink out of paths.kernels is never followed.
+	if err := os.Symlink("../../appliance.yaml", filepath.Join(d.dir, "kernels", "net", "escape.efi")); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, body := get(t, d.base+"/kernel/net/escape.efi"); code != 404 || strings.Contains(body, "listen") {
+		t.Errorf("escaping symlink: %d %q", code, body)
+	}
+	code, hdr, body := get(t, d.base+"/kernel/net/test.efi", "Range", "bytes=3-8")
+	if code != 206 || body != "kernel" || hdr.Get("ETag") == "" {
+		t.Errorf("Range: %d %q %v", code, body, hdr)
+	}
+	if code, _, _ := get(t, d.base+"/kernel/net/test.efi", "If-None-Match", hdr.Get("ETag")); code != 304 {
+		t.Errorf("If-None-Match: %d", code)
+	}
+
+	// Records survive a restart; default_node then boots unknown MACs.
+	d.stop()
+	d2 := startDaemon(t, daemonOpts{dir: d.dir, extraYAML: "default_node: {network: test, farm: 9, args: \"d=1\"}\n"})
+	if out, err := d2.cli(t, "node", "show", "--mac", mac); err != nil || !strings.Contains(out, "farm:     4242") {
+		t.Fatalf("record after restart: %v\n%s", err, out)
+	}
+	if code, _, body := get(t, d2.base+"/provision/52:54:00:00:10:02"); code != 200 || !strings.Contains(body, "runmode=test farmer_id=9 d=1") {
+		t.Fatalf("unknown MAC with default_node: %d\n%s", code, body)
+	}
+}
