@@ -14,7 +14,7 @@ work=$(mktemp -d)
 chmod 755 "$work" # nginx's workers run as an unprivileged user
 trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null; rm -rf "$work"' EXIT
 
-kernel=$(ls /boot/vmlinuz-* | head -n1)
+for kernel in /boot/vmlinuz-*; do break; done
 mkdir -p "$work/kernels/net" "$work/www/kernel/net" "$work/www/ipxe/test/42" "$work/data"
 cp "$kernel" "$work/kernels/zos.efi" && ln -s ../zos.efi "$work/kernels/net/test.efi"
 cp "$kernel" "$work/www/kernel/net/test.efi"
