@@ -40,7 +40,11 @@ type Config struct {
 	// tolerate it. 0 (the default) or 1 is plain lock-step TFTP.
 	Anticipate uint
 
-	// Timeout is how long to wait for each ACK before sending again; 0 means 5 s.
+	// Timeout is how long to wait for each ACK before sending the block again; 0 means 1 s.
+	// Lock-step TFTP recovers every lost packet by this timeout (firmware re-ACKs sooner, but
+	// a duplicate ACK must not trigger a resend, RFC 1123 4.2.3.1), so it sets the cost of
+	// loss: pin/tftp's own default, 5 s plus up to 1 s of random backoff, made a 1 MiB read
+	// over a link losing 1 % of packets take minutes.
 	Timeout time.Duration
 
 	// Retries is how many times a block is sent before the transfer fails; 0 means 5.
@@ -87,6 +91,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = ":69"
 	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -120,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 	s.tftp = tftp.NewServer(s.read, s.write)
 	s.tftp.SetAnticipate(cfg.Anticipate)
 	s.tftp.SetTimeout(cfg.Timeout)
+	s.tftp.SetBackoff(func(int) time.Duration { return 0 }) // resend at once: the timeout was the wait
 	s.tftp.SetRetries(cfg.Retries)
 	s.tftp.SetHook(hook{s})
 	return s, nil
