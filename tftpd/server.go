@@ -43,8 +43,8 @@ type Config struct {
 	// Timeout is how long to wait for each ACK before sending the block again; 0 means 1 s.
 	// Lock-step TFTP recovers every lost packet by this timeout (firmware re-ACKs sooner, but
 	// a duplicate ACK must not trigger a resend, RFC 1123 4.2.3.1), so it sets the cost of
-	// loss: pin/tftp's own default, 5 s plus up to 1 s of random backoff, made a 1 MiB read
-	// over a link losing 1 % of packets take minutes.
+	// loss: at 1 % loss a 1 MiB read took about 17 s with 1 s and 60–95 s with pin/tftp's own
+	// default of 5 s (docs/PERFORMANCE.md, "TFTP").
 	Timeout time.Duration
 
 	// Retries is how many times a block is sent before the transfer fails; 0 means 5.
