@@ -11,7 +11,8 @@
 // once it knows it, and then asks again. windowsize (RFC 7440) is not supported by pin/tftp
 // v3.1.0 and is silently left out of the OACK, so clients that ask for it (OVMF asks for 4)
 // fall back to lock-step. Config.Anticipate turns on pin/tftp's experimental "anticipate"
-// mode instead, which sends several blocks before it waits for an ACK; it is off by default.
+// mode instead, which sends several blocks before it waits for an ACK; it is off by default
+// because it does not recover from a packet lost inside a window.
 //
 // Caveats of pin/tftp v3.1.0 that show on the wire:
 //   - every TFTP error packet carries error code 1 ("file not found"), even for refused names

@@ -37,7 +37,9 @@ type Config struct {
 
 	// Anticipate, when 2 or more, turns on pin/tftp's experimental anticipate mode: that many
 	// blocks (at most 60) are sent before the server waits for an ACK. Lock-step clients
-	// tolerate it. 0 (the default) or 1 is plain lock-step TFTP.
+	// tolerate it and it is faster, but a packet lost inside a window stalls the transfer
+	// until it fails (TestLossRecovery, docs/PERFORMANCE.md). 0 (the default) or 1 is plain
+	// lock-step TFTP.
 	Anticipate uint
 
 	// Timeout is how long to wait for each ACK before sending the block again; 0 means 1 s.
