@@ -150,7 +150,6 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.started = true
 	s.mu.Unlock()
 
-	s.log.Info("TFTP listening", "addr", s.Addr().String())
 	done := make(chan error, 1)
 	go func() { done <- s.tftp.Serve(s.conn) }()
 	var err error
@@ -241,6 +240,11 @@ func (s *Server) send(name string, rf io.ReaderFrom) (int64, error) {
 // classify marks errors of pin/tftp that are the client's doing. pin/tftp v3.1.0 reports an
 // error packet from the client only as text: "sending block N: code=C, error: MSG".
 func classify(err error) error {
+	// pin/tftp keeps the client's terminating NUL in the message; it must not reach logs
+	// or the boot timeline.
+	if msg := err.Error(); strings.ContainsRune(msg, 0) {
+		err = fmt.Errorf("%s", strings.ReplaceAll(msg, "\x00", ""))
+	}
 	if strings.HasPrefix(err.Error(), "sending block ") && strings.Contains(err.Error(), ": code=") {
 		return fmt.Errorf("%w: %w", ErrClientAbort, err)
 	}
@@ -273,7 +277,8 @@ func (s *Server) finish(t Transfer) {
 		log.Warn("TFTP request refused", "err", t.Err)
 	case errors.Is(t.Err, ErrNotFound):
 		s.metrics.transfers.WithLabelValues(file, resultNotFound).Inc()
-		log.Warn("TFTP file not found")
+		// iPXE EFI asks for an optional autoexec.ipxe on every boot: not worth a warning.
+		log.Info("TFTP file not found")
 	case errors.Is(t.Err, ErrClientAbort):
 		s.metrics.transfers.WithLabelValues(file, resultError).Inc()
 		// OVMF's size probe ends this way on every boot: not worth a warning.
