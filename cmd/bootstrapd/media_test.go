@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -84,6 +85,20 @@ func TestMediaCommandMatchesEndpoint(t *testing.T) {
 			}
 		})
 	}
+	// The builds and the repeats show in the scrape (each kind was fetched once above, and
+	// the offline command built in its own process-local builder).
+	fetch(t, d.base+"/iso/test/42/console=ttyS0")
+	scrape := string(fetch(t, d.base+"/metrics"))
+	for _, want := range []string{
+		`bootstrapd_media_builds_total{kind="iso",result="ok"} 1`,
+		`bootstrapd_media_cache_hits_total{kind="iso"} 1`,
+		`bootstrapd_media_build_duration_seconds_count{kind="uefimg"} 1`,
+	} {
+		if !strings.Contains(scrape, want) {
+			t.Errorf("scrape lacks %s", want)
+		}
+	}
+
 	// Bad arguments build nothing.
 	out := filepath.Join(t.TempDir(), "never")
 	for _, args := range [][]string{

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"os"
@@ -96,5 +98,36 @@ func TestServeLoopback(t *testing.T) {
 	}
 	if code, _, body := get(t, d2.base+"/provision/52:54:00:00:10:02"); code != 200 || !strings.Contains(body, "runmode=test farmer_id=9 d=1") {
 		t.Fatalf("unknown MAC with default_node: %d\n%s", code, body)
+	}
+}
+
+// The CLI reaches the admin API over HTTP with a bearer token too; without the right one the
+// daemon refuses, and the CLI says so.
+func TestNodeCLIOverHTTPWithToken(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "admin.token")
+	if err := os.WriteFile(tokenFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, daemonOpts{tokenFile: tokenFile})
+	remote := func(token string, args ...string) (string, error) {
+		tf := tokenFile
+		if token != "" {
+			tf = filepath.Join(t.TempDir(), "other.token")
+			if err := os.WriteFile(tf, []byte(token), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var out bytes.Buffer
+		err := run(context.Background(), append(append([]string{"node"}, args...), "--server", d.base, "--token-file", tf), &out, &out)
+		return out.String(), err
+	}
+	if out, err := remote("", "add", "--mac", "52:54:00:00:20:01", "--network", "test", "--farm", "5"); err != nil {
+		t.Fatalf("add over HTTP: %v\n%s", err, out)
+	}
+	if out, err := remote("", "list", "--json"); err != nil || !strings.Contains(out, "52:54:00:00:20:01") {
+		t.Fatalf("list over HTTP: %v\n%s", err, out)
+	}
+	if out, err := remote("wrong-token-wrong-token", "list"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("a wrong token: %v\n%s", err, out)
 	}
 }

@@ -56,6 +56,7 @@ type daemonOpts struct {
 	httpPort  int    // 0: a free one
 	dir       string // reuse a previous daemon's directory (its database); "": a new one
 	extraYAML string // more configuration keys (not http, tftp, dhcp, paths, admin, boot)
+	tokenFile string // admin.token_file
 }
 
 // startDaemon runs the real serve path in-process, on loopback ports, without DHCP.
@@ -116,9 +117,9 @@ func startDaemon(t *testing.T, opts ...daemonOpts) *daemon {
 tftp: {listen: "127.0.0.1:%d"}
 dhcp: {enabled: false}
 paths: {data: %[4]s/data, kernels: %[4]s/kernels, ipxe: %[5]s, ipxe_embed: %[6]s}
-admin: {socket: %[4]s/admin.sock}
+admin: {socket: %[4]s/admin.sock, token_file: %[7]q}
 boot: {ntp: ""}
-`, httpPort, o.publicURL, tftpPort, dir, ipxeDir, embedDir) + o.extraYAML
+`, httpPort, o.publicURL, tftpPort, dir, ipxeDir, embedDir, o.tokenFile) + o.extraYAML
 	if err := os.WriteFile(d.cfgFile, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
