@@ -17,13 +17,15 @@ type MediaBuilder interface {
 	Build(ctx context.Context, kind media.Kind, script []byte, opts media.Options) (*media.Medium, error)
 }
 
-// mediaNames are the download names the predecessor used, by kind: %s is the network.
-var mediaNames = map[media.Kind]string{
-	media.KindISO:     "ipxe-%s.iso",
-	media.KindUSB:     "ipxe-%s.img",
-	media.KindUEFIImg: "uefiusb-%s.img",
-	media.KindUEFI:    "ipxe-%s.efi",
-	media.KindKRN:     "ipxe-%s.lkrn",
+// mediaName is the download name the predecessor used for a medium of network.
+func mediaName(kind media.Kind, network string) string {
+	switch kind {
+	case media.KindUSB:
+		return "ipxe-" + network + ".img"
+	case media.KindUEFIImg:
+		return "uefiusb-" + network + ".img"
+	}
+	return "ipxe-" + network + kind.Ext() // .iso, .efi, .lkrn
 }
 
 func (s *Server) mediaRoutes(e *gin.Engine) {
@@ -59,7 +61,7 @@ func (s *Server) handleMedia(c *gin.Context, kind media.Kind) {
 	if !ok {
 		return
 	}
-	s.serveMedium(c, kind, script, fmt.Sprintf(mediaNames[kind], req.Network))
+	s.serveMedium(c, kind, script, mediaName(kind, req.Network))
 }
 
 // handleStaticMedia serves the -generic (no script: iPXE boots what the LAN offers) and
