@@ -23,6 +23,7 @@ const usage = `bootstrapd: Zero-OS network-boot appliance
 Usage:
   bootstrapd serve   [--config appliance.yaml]      run ProxyDHCP, TFTP and HTTP
   bootstrapd node    add|set|show|list|rm|import|export|discovered [flags]   manage node records
+  bootstrapd kernel  list|upload|rm|default [flags]   manage kernels
   bootstrapd media   iso|usb|uefimg|uefi|krn --network N [...] -o FILE   build a boot medium offline
   bootstrapd version
 
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdServe(ctx, args[1:], stderr)
 	case "node":
 		return cmdNode(ctx, args[1:], stdout, stderr)
+	case "kernel":
+		return cmdKernel(ctx, args[1:], stdout, stderr)
 	case "media":
 		return cmdMedia(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

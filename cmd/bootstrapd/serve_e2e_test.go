@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -131,3 +132,37 @@ func TestNodeCLIOverHTTPWithToken(t *testing.T) {
 		t.Fatalf("a wrong token: %v\n%s", err, out)
 	}
 }
+
+// Kernels managed with the CLI: upload, make it a network's default, and the boot follows.
+func TestKernelCLI(t *testing.T) {
+	d := startDaemon(t)
+	src := filepath.Join(t.TempDir(), "zos-v3.5.efi")
+	payload := "MZ" + strings.Repeat("new kernel ", 10000)
+	if err := os.WriteFile(src, []byte(payload), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := d.cli(t, "kernel", "upload", src); err != nil || !strings.Contains(out, "uploaded zos-v3.5.efi") {
+		t.Fatalf("upload: %v\n%s", err, out)
+	}
+	if out, err := d.cli(t, "kernel", "default", "--network", "prod", "--name", "zos-v3.5.efi"); err != nil || !strings.Contains(out, "prod boots zos-v3.5.efi") {
+		t.Fatalf("default: %v\n%s", err, out)
+	}
+	if code, _, body := get(t, d.base+"/ipxe/prod/1"); code != 200 || !strings.Contains(body, "/kernel/net/prod.efi version=v3 runmode=prod") {
+		t.Fatalf("/ipxe/prod/1 after default: %d\n%s", code, body)
+	}
+	if code, _, body := get(t, d.base+"/kernel/net/prod.efi"); code != 200 || body != payload {
+		t.Fatalf("kernel bytes: %d, %d bytes", code, len(body))
+	}
+	out, err := d.cli(t, "kernel", "list")
+	if err != nil || !strings.Contains(out, "zos-v3.5.efi") || !regexpMatch(`prod\s+zos-v3.5.efi`, out) {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	if out, err := d.cli(t, "kernel", "rm", "--name", "zos-v3.5.efi"); err == nil || !strings.Contains(err.Error(), "network prod") {
+		t.Fatalf("rm of a default: %v\n%s", err, out)
+	}
+	if out, err := d.cli(t, "kernel", "upload", "--name", "../escape.efi", src); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("upload under an unsafe name succeeded:\n%s", out)
+	}
+}
+
+func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }

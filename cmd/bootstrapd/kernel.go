@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/threefoldtech/bootstrapd/httpd"
+)
+
+const kernelUsage = `Usage: bootstrapd kernel <command> [flags]
+
+Commands (they talk to the running daemon's admin API):
+  list                          kernel files (size, sha256) and the kernel each network boots
+  upload FILE [--name NAME]     upload a kernel (sha256 checked by the daemon; atomic)
+  rm --name NAME                delete a kernel no network or node boots
+  default --network N --name NAME   point net/<N>.efi at a kernel (atomic)
+
+Connection flags as for bootstrapd node: --config, --socket, --server, --token-file, --json.
+`
+
+func cmdKernel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, kernelUsage)
+		if len(args) == 0 {
+			return fmt.Errorf("%w: kernel needs a command", errUsage)
+		}
+		return nil
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("kernel "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, kernelUsage) }
+	cfgPath := fs.String("config", "appliance.yaml", "configuration `file`")
+	socket := fs.String("socket", "", "admin unix socket `path`")
+	server := fs.String("server", "", "admin API base `URL` (instead of the socket)")
+	tokenFile := fs.String("token-file", "", "bearer token `file` for --server")
+	asJSON := fs.Bool("json", false, "print JSON")
+	name := fs.String("name", "", "kernel file name in paths.kernels")
+	network := fs.String("network", "", "network whose default kernel to set")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	c, err := newAdminClient(fs, *cfgPath, *socket, *server, *tokenFile)
+	if err != nil {
+		return err
+	}
+	out := printer{w: stdout, json: *asJSON}
+	switch sub {
+	case "list":
+		var list httpd.KernelList
+		if err := c.do(ctx, http.MethodGet, "/kernels", nil, &list); err != nil {
+			return err
+		}
+		return out.kernels(list)
+	case "upload":
+		if fs.NArg() != 1 {
+			return fmt.Errorf("%w: kernel upload needs one FILE", errUsage)
+		}
+		if *name == "" {
+			*name = filepath.Base(fs.Arg(0))
+		}
+		return c.uploadKernel(ctx, fs.Arg(0), *name, out)
+	case "rm":
+		if *name == "" {
+			return fmt.Errorf("%w: kernel rm needs --name", errUsage)
+		}
+		return c.do(ctx, http.MethodDelete, "/kernels/"+url.PathEscape(*name), nil, nil)
+	case "default":
+		if *name == "" || *network == "" {
+			return fmt.Errorf("%w: kernel default needs --network and --name", errUsage)
+		}
+		var info httpd.NetworkInfo
+		if err := c.do(ctx, http.MethodPut, "/networks/"+url.PathEscape(*network)+"/kernel", map[string]string{"kernel": *name}, &info); err != nil {
+			return err
+		}
+		if out.json {
+			return out.encode(info)
+		}
+		fmt.Fprintf(stdout, "%s boots %s\n", info.Name, info.Kernel)
+		return nil
+	}
+	fmt.Fprint(stderr, kernelUsage)
+	return fmt.Errorf("%w: unknown kernel command %q", errUsage, sub)
+}
+
+// uploadKernel hashes the file first and sends the digest, so the daemon refuses a transfer
+// that arrives damaged instead of installing it.
+func (c *adminClient) uploadKernel(ctx context.Context, path, name string, out printer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sum := sha256.New()
+	if _, err := io.Copy(sum, f); err != nil {
+		return fmt.Errorf("hash %s: %w", path, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.base+"/kernels/"+url.PathEscape(name), f)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("X-Checksum-Sha256", hex.EncodeToString(sum.Sum(nil)))
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	// A kernel over a slow link takes longer than the client's usual timeout.
+	hc := *c.http
+	hc.Timeout = 30 * time.Minute
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach bootstrapd (is `bootstrapd serve` running?): %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return decodeErr(resp)
+	}
+	var info httpd.KernelInfo
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	if out.json {
+		return out.encode(info)
+	}
+	fmt.Fprintf(out.w, "uploaded %s: %d bytes, sha256 %s\n", info.Name, info.Size, info.SHA256)
+	return nil
+}
+
+func (p printer) kernels(list httpd.KernelList) error {
+	if p.json {
+		return p.encode(list)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KERNEL\tSIZE\tMODIFIED\tSHA256")
+	for _, k := range list.Kernels {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", k.Name, k.Size, k.MTime.Format(time.RFC3339), k.SHA256)
+	}
+	fmt.Fprintln(tw, "\nNETWORK\tBOOTS")
+	nets := make([]string, 0, len(list.Networks))
+	for n := range list.Networks {
+		nets = append(nets, n)
+	}
+	slices.Sort(nets)
+	for _, n := range nets {
+		k := list.Networks[n]
+		if k == "" {
+			k = "(none: net/" + n + ".efi is missing)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", n, k)
+	}
+	return tw.Flush()
+}
