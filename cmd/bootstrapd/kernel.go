@@ -13,10 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/threefoldtech/bootstrapd/httpd"
+	"github.com/threefoldtech/bootstrapd/ipxe"
 )
 
 const kernelUsage = `Usage: bootstrapd kernel <command> [flags]
@@ -70,6 +72,10 @@ func cmdKernel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		if *name == "" {
 			*name = filepath.Base(fs.Arg(0))
+		}
+		// Checked here too, before a long upload the daemon would refuse at the end.
+		if err := ipxe.ValidateKernel(*name); err != nil || strings.Contains(*name, "/") {
+			return fmt.Errorf("%w: kernel name %q: one file name of A-Z a-z 0-9 . _ + -", errUsage, *name)
 		}
 		return c.uploadKernel(ctx, fs.Arg(0), *name, out)
 	case "rm":
