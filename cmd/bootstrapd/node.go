@@ -84,31 +84,9 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	}
 	out := printer{w: stdout, json: *asJSON}
-
-	switch sub {
-	case "add":
-		if err := needMAC(); err != nil {
-			return err
-		}
-		if !set("network") || !set("farm") {
-			return fmt.Errorf("%w: node add needs --network and --farm", errUsage)
-		}
-		in := httpd.NodeInput{MAC: *mac, Network: network, Farm: farm}
-		if set("args") {
-			in.Args = kargs
-		}
-		if set("kernel") {
-			in.Kernel = kernel
-		}
-		var n store.Node
-		if err := c.do(ctx, http.MethodPost, "/nodes", in, &n); err != nil {
-			return err
-		}
-		return out.node(n, nil)
-	case "set":
-		if err := needMAC(); err != nil {
-			return err
-		}
+	// given holds the record fields named on the command line; the others stay nil, so an
+	// update leaves them as they are.
+	given := func() httpd.NodeInput {
 		var in httpd.NodeInput
 		if set("network") {
 			in.Network = network
@@ -122,6 +100,29 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if set("kernel") {
 			in.Kernel = kernel
 		}
+		return in
+	}
+
+	switch sub {
+	case "add":
+		if err := needMAC(); err != nil {
+			return err
+		}
+		if !set("network") || !set("farm") {
+			return fmt.Errorf("%w: node add needs --network and --farm", errUsage)
+		}
+		in := given()
+		in.MAC = *mac
+		var n store.Node
+		if err := c.do(ctx, http.MethodPost, "/nodes", in, &n); err != nil {
+			return err
+		}
+		return out.node(n, nil)
+	case "set":
+		if err := needMAC(); err != nil {
+			return err
+		}
+		in := given()
 		if in == (httpd.NodeInput{}) {
 			return fmt.Errorf("%w: node set needs at least one of --network --farm --args --kernel", errUsage)
 		}
