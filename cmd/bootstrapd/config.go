@@ -120,18 +120,28 @@ func parseConfig(r io.Reader) (Config, error) {
 	return c, nil
 }
 
+// parseConfigFile is parseConfig on a file, with the file named in errors.
+func parseConfigFile(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return defaultConfig(), fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	c, err := parseConfig(f)
+	if err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
 // loadConfig reads and validates path; path "" means the built-in defaults. Relative paths in
 // the file stay relative to the working directory, as `make run` expects.
 func loadConfig(path string) (Config, error) {
 	c := defaultConfig()
 	if path != "" {
-		f, err := os.Open(path)
-		if err != nil {
-			return c, fmt.Errorf("config: %w", err)
-		}
-		defer f.Close()
-		if c, err = parseConfig(f); err != nil {
-			return c, fmt.Errorf("config %s: %w", path, err)
+		var err error
+		if c, err = parseConfigFile(path); err != nil {
+			return c, err
 		}
 	}
 	if err := c.validate(); err != nil {

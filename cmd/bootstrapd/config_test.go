@@ -13,12 +13,7 @@ import (
 // The documented appliance.yaml and the built-in defaults must never drift apart: the README
 // promises that `bootstrapd serve` without a file behaves like the file.
 func TestApplianceYAMLIsTheDefault(t *testing.T) {
-	f, err := os.Open("../../appliance.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	got, err := parseConfig(f)
+	got, err := parseConfigFile("../../appliance.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,12 +105,7 @@ func TestArpLookup(t *testing.T) {
 // The packaged conffile spells out every key too, with production paths: a key added to the
 // daemon but forgotten there fails here, not on an operator's machine.
 func TestPackagedConfigDiffersOnlyInPaths(t *testing.T) {
-	f, err := os.Open("../../packaging/deb/appliance.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	got, err := parseConfig(f)
+	got, err := parseConfigFile("../../packaging/deb/appliance.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

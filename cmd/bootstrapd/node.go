@@ -196,14 +196,9 @@ func newAdminClient(fs *flag.FlagSet, cfgPath, socket, server, tokenFile string)
 		// Only the socket path is needed: do not validate directories the client never uses.
 		cfg := defaultConfig()
 		if p := configPath(cfgPath, flagWasSet(fs, "config")); p != "" {
-			f, err := os.Open(p)
-			if err != nil {
-				return nil, fmt.Errorf("config: %w", err)
-			}
-			cfg, err = parseConfig(f)
-			f.Close()
-			if err != nil {
-				return nil, fmt.Errorf("config %s: %w", p, err)
+			var err error
+			if cfg, err = parseConfigFile(p); err != nil {
+				return nil, err
 			}
 		}
 		socket = cfg.Admin.Socket
