@@ -96,7 +96,7 @@ func (s *Scripts) Render(b Boot) ([]byte, error) {
 	if err := ValidateArgs(b.Args); err != nil {
 		return nil, err
 	}
-	if err := validateURL(b.KernelURL); err != nil {
+	if err := ValidateURL(b.KernelURL); err != nil {
 		return nil, err
 	}
 	return s.exec(s.boot, map[string]any{
@@ -109,7 +109,7 @@ func (s *Scripts) Render(b Boot) ([]byte, error) {
 // Wait returns the script for a MAC that has no record: it says so on the console and asks
 // again every RetrySeconds, so a node boots as soon as an operator adds it.
 func (s *Scripts) Wait(mac, retryURL string) ([]byte, error) {
-	if err := validateURL(retryURL); err != nil {
+	if err := ValidateURL(retryURL); err != nil {
 		return nil, err
 	}
 	if err := validateDisplay(mac); err != nil {
@@ -121,7 +121,7 @@ func (s *Scripts) Wait(mac, retryURL string) ([]byte, error) {
 // Provision returns the script that configures each NIC in turn and chains
 // <base>/provision/${netX/mac}, for media that do not know which node they are in.
 func (s *Scripts) Provision(base string) ([]byte, error) {
-	if err := validateURL(base); err != nil {
+	if err := ValidateURL(base); err != nil {
 		return nil, err
 	}
 	return s.exec(s.provision, map[string]any{"Base": strings.TrimSuffix(base, "/"), "NTP": s.cfg.NTPServer})
@@ -147,10 +147,10 @@ func validateDisplay(s string) error {
 	return nil
 }
 
-// validateURL accepts absolute http(s) URLs whose every character is safe in a script:
+// ValidateURL accepts absolute http(s) URLs whose every character is safe in a script:
 // url.Parse + String would re-escape, but iPXE's own ${...} and command syntax must not appear
-// at all.
-func validateURL(s string) error {
+// at all. Every URL that reaches a script or a DHCP reply passes here.
+func ValidateURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%w: %q is not an absolute http(s) URL", ErrUnsafe, s)
@@ -161,4 +161,21 @@ func validateURL(s string) error {
 		}
 	}
 	return nil
+}
+
+// ValidateBaseURL checks a base URL that other URLs are built on (http.public_url, or one
+// derived from a request): the rules of ValidateURL, no query or fragment, no IPv6 zone. It
+// returns the base without a trailing slash.
+func ValidateBaseURL(s string) (string, error) {
+	if err := ValidateURL(s); err != nil {
+		return "", err
+	}
+	u, _ := url.Parse(s)
+	if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return "", fmt.Errorf("%w: base URL %q has a query or fragment", ErrUnsafe, s)
+	}
+	if strings.Contains(u.Host, "%") {
+		return "", fmt.Errorf("%w: base URL %q names an IPv6 zone", ErrUnsafe, s)
+	}
+	return strings.TrimRight(s, "/"), nil
 }
