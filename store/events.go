@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -16,10 +15,12 @@ type Event struct {
 	Detail string    `json:"detail,omitempty"`
 }
 
-// AppendEvent adds an event to mac's timeline, dropping the oldest beyond the bound set in
-// Options.MaxEvents. A zero Time is set to now.
+// AppendEvent adds an event to mac's timeline, keeping the newest Options.MaxEvents. A zero
+// Time is set to now; Stage and Detail are cut to MaxStageLen and MaxDetailLen. It only
+// touches memory: the next flush writes it. When the pending activity is at its bound the
+// event is dropped and counted, as in MarkSeen.
 func (s *DB) AppendEvent(mac string, ev Event) error {
-	k, err := key(mac)
+	m, err := ParseMAC(mac)
 	if err != nil {
 		return err
 	}
@@ -27,43 +28,30 @@ func (s *DB) AppendEvent(mac string, ev Event) error {
 		ev.Time = s.now()
 	}
 	ev.Time = ev.Time.UTC()
-	// Batch, as in MarkSeen: events come in bursts from every booting node.
-	return s.db.Batch(func(tx *bolt.Tx) error {
-		b, err := tx.Bucket(bucketEvents).CreateBucketIfNotExists(k)
-		if err != nil {
-			return fmt.Errorf("events %s: %w", k, err)
-		}
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		var sk [8]byte
-		binary.BigEndian.PutUint64(sk[:], seq)
-		if err := putJSON(b, sk[:], ev); err != nil {
-			return err
-		}
-		// Keys are big-endian sequence numbers, so the cursor's first keys are the oldest.
-		n := 0
-		c := b.Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			n++
-		}
-		for k, _ := c.First(); k != nil && n > s.maxEvents; k, _ = c.First() {
-			if err := c.Delete(); err != nil {
-				return err
-			}
-			n--
-		}
+	ev.Stage, ev.Detail = truncate(ev.Stage, MaxStageLen), truncate(ev.Detail, MaxDetailLen)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.entryLocked(m)
+	if a == nil {
 		return nil
-	})
+	}
+	if len(a.events) >= s.maxEvents {
+		// Shift rather than reslice, so the backing array stays maxEvents long.
+		copy(a.events, a.events[1:])
+		a.events = a.events[:len(a.events)-1]
+	}
+	a.events = append(a.events, ev)
+	return nil
 }
 
-// Events returns mac's timeline, oldest first (empty if none).
+// Events returns mac's timeline, oldest first (empty if none), pending events included.
 func (s *DB) Events(mac string) ([]Event, error) {
 	k, err := key(mac)
 	if err != nil {
 		return nil, err
 	}
+	s.flushMu.RLock()
+	defer s.flushMu.RUnlock()
 	out := []Event{}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents).Bucket(k)
@@ -79,5 +67,13 @@ func (s *DB) Events(mac string) ([]Event, error) {
 			return nil
 		})
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if a := s.pending[string(k)]; a != nil {
+		out = append(out, a.events...)
+	}
+	s.mu.Unlock()
+	return lastN(out, s.maxEvents), nil
 }

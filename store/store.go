@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -42,19 +45,65 @@ type Seen struct {
 
 // Options tune Open. The zero value is usable.
 type Options struct {
-	// Now is the clock used for timestamps; nil means time.Now.
+	// Now is the clock used for timestamps and expiry; nil means time.Now.
 	Now func() time.Time
 	// LockTimeout is how long Open waits for another process's lock; 0 means 1 s.
 	LockTimeout time.Duration
-	// MaxEvents bounds the events kept per node; 0 means 50.
+	// MaxEvents bounds the events kept per MAC; 0 means 50.
 	MaxEvents int
+	// MaxDiscovered bounds the MACs without a node record that the store keeps activity of
+	// (a seen entry, events or both); 0 means 10000. Beyond it, the ones heard of least
+	// recently are evicted with their events.
+	MaxDiscovered int
+	// EventTTL is how long activity is kept: seen entries of MACs without a record, and
+	// events of any MAC, older than this are removed; 0 means 7 days.
+	EventTTL time.Duration
+	// FlushInterval is how often Run writes pending activity to disk; 0 means 1 s. It is also
+	// the most activity a kill -9 can lose.
+	FlushInterval time.Duration
+	// Registerer receives the store's metrics; nil counts them without registering.
+	Registerer prometheus.Registerer
+	// Logger receives flush errors and dropped-activity warnings; nil discards them.
+	Logger *slog.Logger
 }
 
 // DB is the appliance's state. It is safe for concurrent use.
 type DB struct {
-	db        *bolt.DB
-	now       func() time.Time
-	maxEvents int
+	db      *bolt.DB
+	now     func() time.Time
+	log     *slog.Logger
+	metrics *metrics
+
+	maxEvents     int
+	maxDiscovered int
+	eventTTL      time.Duration
+	flushInterval time.Duration
+
+	// flushMu makes a flush atomic for readers: a flush holds it from the moment it takes
+	// the pending activity until its transaction commits, so a reader (holding it shared)
+	// sees every piece of activity exactly once, on disk or in memory. Forget and
+	// DeleteNode hold it too, so no flush can write back what they remove. The request
+	// path (MarkSeen, AppendEvent) never takes it.
+	flushMu sync.RWMutex
+	closed  bool
+	// discovered is an upper bound on the MACs without a record on disk: exact after a full
+	// scan, raised by every flush that adds one. Records and removals only lower the true
+	// count, so the bound stays safe without tracking them, and a full scan (costly: it
+	// reads every seen entry) runs only when the bound passes MaxDiscovered.
+	discovered int
+	lastSweep  time.Time
+
+	// mu guards the pending activity and the set of known MACs. It is held only for map
+	// operations, never across disk I/O, so a request never waits on the disk.
+	mu      sync.Mutex
+	pending map[string]*activity
+	// pendingDiscovered counts the pending entries of MACs without a record, which
+	// MaxDiscovered bounds; entries of known MACs are bounded by the records.
+	pendingDiscovered int
+	// droppedSince counts activity dropped since the last flush, for one warning per flush
+	// instead of one per request.
+	droppedSince int
+	known        map[string]struct{}
 }
 
 // Open opens (creating if needed) the bbolt file at path.
@@ -66,7 +115,28 @@ func Open(path string, opts Options) (*DB, error) {
 		opts.LockTimeout = time.Second
 	}
 	if opts.MaxEvents == 0 {
-		opts.MaxEvents = 50
+		opts.MaxEvents = DefaultMaxEvents
+	}
+	if opts.MaxDiscovered == 0 {
+		opts.MaxDiscovered = DefaultMaxDiscovered
+	}
+	if opts.EventTTL == 0 {
+		opts.EventTTL = DefaultEventTTL
+	}
+	if opts.FlushInterval == 0 {
+		opts.FlushInterval = DefaultFlushInterval
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxEvents < 0 || opts.MaxDiscovered < 0 || opts.EventTTL < 0 || opts.FlushInterval < 0 {
+		return nil, fmt.Errorf("open store %q: negative limit in %+v", path, opts)
+	}
+	m := newMetrics()
+	if opts.Registerer != nil {
+		if err := m.register(opts.Registerer); err != nil {
+			return nil, fmt.Errorf("open store %q: %w", path, err)
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("open store %q: %w", path, err)
@@ -78,23 +148,48 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}
+	known := map[string]struct{}{}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketNodes, bucketSeen, bucketEvents} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
+				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
 		}
-		return nil
+		return tx.Bucket(bucketNodes).ForEach(func(k, _ []byte) error {
+			known[string(k)] = struct{}{}
+			return nil
+		})
 	})
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open store %q: create buckets: %w", path, err)
+		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}
-	return &DB{db: db, now: opts.Now, maxEvents: opts.MaxEvents}, nil
+	return &DB{
+		db: db, now: opts.Now, log: opts.Logger, metrics: m,
+		maxEvents: opts.MaxEvents, maxDiscovered: opts.MaxDiscovered,
+		eventTTL: opts.EventTTL, flushInterval: opts.FlushInterval,
+		// Unknown until the first full scan: start above the cap so the first flush does one.
+		discovered: opts.MaxDiscovered + 1,
+		pending:    map[string]*activity{},
+		known:      known,
+	}, nil
 }
 
-// Close flushes and closes the file.
-func (s *DB) Close() error { return s.db.Close() }
+// Close writes the pending activity, then closes the file: a clean shutdown loses nothing.
+// Closing twice is harmless.
+func (s *DB) Close() error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	ferr := s.flushLocked(false)
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return errors.Join(ferr, fmt.Errorf("close store: %w", err))
+	}
+	return ferr
+}
 
 func key(mac string) ([]byte, error) {
 	m, err := ParseMAC(mac)
@@ -123,6 +218,7 @@ func (s *DB) CreateNode(n Node) (Node, error) {
 	if err != nil {
 		return Node{}, err
 	}
+	s.addKnown(n.MAC)
 	return n, nil
 }
 
@@ -174,19 +270,36 @@ func (s *DB) GetNode(mac string) (Node, error) {
 	return n, err
 }
 
-// DeleteNode removes the record and its events; ErrNotFound if there is none.
+// DeleteNode removes the record, the seen entry and the events of mac (on disk and pending)
+// in one transaction; ErrNotFound if there is no record.
 func (s *DB) DeleteNode(mac string) error {
 	k, err := key(mac)
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	// Held across the transaction and the removal of the pending activity, so no flush
+	// writes that activity back in between.
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketNodes)
 		if b.Get(k) == nil {
 			return fmt.Errorf("%w: %s", ErrNotFound, k)
 		}
-		return b.Delete(k)
+		if err := b.Delete(k); err != nil {
+			return fmt.Errorf("delete node %s: %w", k, err)
+		}
+		_, err := deleteActivity(tx, k)
+		return err
 	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.known, string(k))
+	s.dropPendingLocked(string(k))
+	s.mu.Unlock()
+	return nil
 }
 
 // ListNodes returns every record, ordered by MAC.
@@ -237,74 +350,13 @@ func (s *DB) ImportNodes(nodes []Node) (created, updated int, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("import %d nodes: %w", len(nodes), err)
 	}
+	for _, n := range nodes {
+		// Already validated by the transaction.
+		if m, err := ParseMAC(n.MAC); err == nil {
+			s.addKnown(m)
+		}
+	}
 	return created, updated, nil
-}
-
-// MarkSeen records that mac asked for something. Empty arch or ip keep the previous value.
-func (s *DB) MarkSeen(mac, arch, ip string) (Seen, error) {
-	k, err := key(mac)
-	if err != nil {
-		return Seen{}, err
-	}
-	now := s.now().UTC()
-	var seen Seen
-	// Batch: a boot storm's many small writes share one transaction and one fsync. The
-	// function may run again if another in the batch fails, so it starts from the stored
-	// value every time.
-	err = s.db.Batch(func(tx *bolt.Tx) error {
-		seen = Seen{}
-		b := tx.Bucket(bucketSeen)
-		if v := b.Get(k); v != nil {
-			if err := json.Unmarshal(v, &seen); err != nil {
-				return fmt.Errorf("decode seen %s: %w", k, err)
-			}
-		} else {
-			seen = Seen{MAC: string(k), FirstSeen: now}
-		}
-		seen.LastSeen = now
-		seen.Count++
-		if arch != "" {
-			seen.Arch = arch
-		}
-		if ip != "" {
-			seen.IP = ip
-		}
-		return putJSON(b, k, seen)
-	})
-	return seen, err
-}
-
-// ListSeen returns every MAC that asked, ordered by MAC.
-func (s *DB) ListSeen() ([]Seen, error) {
-	out := []Seen{}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSeen).ForEach(func(k, v []byte) error {
-			var sn Seen
-			if err := json.Unmarshal(v, &sn); err != nil {
-				return fmt.Errorf("decode seen %s: %w", k, err)
-			}
-			out = append(out, sn)
-			return nil
-		})
-	})
-	return out, err
-}
-
-// GetSeen returns what is known of a MAC that asked; ErrNotFound if it never did.
-func (s *DB) GetSeen(mac string) (Seen, error) {
-	k, err := key(mac)
-	if err != nil {
-		return Seen{}, err
-	}
-	var sn Seen
-	err = s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketSeen).Get(k)
-		if v == nil {
-			return fmt.Errorf("%w: %s", ErrNotFound, k)
-		}
-		return json.Unmarshal(v, &sn)
-	})
-	return sn, err
 }
 
 func putJSON(b *bolt.Bucket, k []byte, v any) error {
@@ -313,22 +365,4 @@ func putJSON(b *bolt.Bucket, k []byte, v any) error {
 		return fmt.Errorf("encode %s: %w", k, err)
 	}
 	return b.Put(k, bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
-}
-
-// CountNodes counts records, and MACs seen at or after seenSince.
-func (s *DB) CountNodes(seenSince time.Time) (known, seen int, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
-		known = tx.Bucket(bucketNodes).Stats().KeyN
-		return tx.Bucket(bucketSeen).ForEach(func(k, v []byte) error {
-			var sn Seen
-			if err := json.Unmarshal(v, &sn); err != nil {
-				return fmt.Errorf("decode seen %s: %w", k, err)
-			}
-			if !sn.LastSeen.Before(seenSince) {
-				seen++
-			}
-			return nil
-		})
-	})
-	return known, seen, err
 }

@@ -166,10 +166,13 @@ func TestImportIsAllOrNothing(t *testing.T) {
 
 func TestSeenAndEvents(t *testing.T) {
 	db, _ := openTest(t, Options{MaxEvents: 3})
-	if _, err := db.MarkSeen("52:54:00:00:00:01", "EFI x86-64", "10.0.0.5"); err != nil {
+	if err := db.MarkSeen("52:54:00:00:00:01", "EFI x86-64", "10.0.0.5"); err != nil {
 		t.Fatal(err)
 	}
-	s, err := db.MarkSeen("52:54:00:00:00:01", "", "")
+	if err := db.MarkSeen("52:54:00:00:00:01", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	s, err := db.GetSeen("52:54:00:00:00:01")
 	if err != nil {
 		t.Fatal(err)
 	}
