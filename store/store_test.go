@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,9 +69,18 @@ func FuzzParseMAC(f *testing.F) {
 	})
 }
 
-type clock struct{ t time.Time }
+// clock ticks a second at every reading, so successive timestamps differ.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-func (c *clock) now() time.Time { c.t = c.t.Add(time.Second); return c.t }
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Second)
+	return c.t
+}
 
 func openTest(t *testing.T, opts Options) (*DB, string) {
 	t.Helper()
