@@ -57,16 +57,17 @@ func (s *Server) adminRoutes(g *gin.RouterGroup) {
 	g.Use(func(c *gin.Context) {
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody)
 	})
-	g.GET("/nodes", s.apiListNodes)
+	getHead(g, "/nodes", s.apiListNodes)
 	g.POST("/nodes", s.apiCreateNode)
-	g.GET("/nodes/:mac", s.apiGetNode)
+	getHead(g, "/nodes/:mac", s.apiGetNode)
 	g.PATCH("/nodes/:mac", s.apiUpdateNode)
 	g.DELETE("/nodes/:mac", s.apiDeleteNode)
-	g.GET("/nodes/:mac/events", s.apiEvents)
+	getHead(g, "/nodes/:mac/events", s.apiEvents)
 	g.POST("/import", s.apiImport)
-	g.GET("/export", s.apiExport)
-	g.GET("/discovered", s.apiDiscovered)
-	g.GET("/kernels", s.apiKernels)
+	getHead(g, "/export", s.apiExport)
+	getHead(g, "/discovered", s.apiDiscovered)
+	g.DELETE("/discovered/:mac", s.apiForget)
+	getHead(g, "/kernels", s.apiKernels)
 	g.DELETE("/kernels/:name", s.apiDeleteKernel)
 	g.PUT("/networks/:network/kernel", s.apiSetNetworkKernel)
 }
@@ -200,6 +201,17 @@ func (s *Server) apiDeleteNode(c *gin.Context) {
 		return
 	}
 	s.log.Info("node deleted", "mac", c.Param("mac"))
+	c.Status(http.StatusNoContent)
+}
+
+// apiForget removes what the appliance remembers of a MAC that asked for something (its
+// discovered entry and boot events); its record, if any, stays.
+func (s *Server) apiForget(c *gin.Context) {
+	if err := s.cfg.Store.Forget(c.Param("mac")); err != nil {
+		s.apiFail(c, err)
+		return
+	}
+	s.log.Info("discovered MAC forgotten", "mac", c.Param("mac"))
 	c.Status(http.StatusNoContent)
 }
 

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path"
 	"strings"
@@ -81,7 +81,8 @@ func kernelFor(kernels *os.Root, network, override string) (string, error) {
 	}
 	st, err := kernels.Stat(name)
 	if err != nil || !st.Mode().IsRegular() {
-		return "", fmt.Errorf("%w: %s (in %s)", ErrNoKernel, name, kernels.Name())
+		// The kernels directory's path is the operator's business, not the client's.
+		return "", fmt.Errorf("%w: %s", ErrNoKernel, name)
 	}
 	return name, nil
 }
@@ -109,9 +110,15 @@ func (s *Server) handleProvision(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "%v", err)
 		return
 	}
-	log := s.log.With("mac", mac, "remote", c.ClientIP())
-	if _, err := s.cfg.Store.MarkSeen(mac, c.Query("arch"), remoteIP(c.Request)); err != nil {
-		log.Warn("record seen", "err", err)
+	ip := clientIP(c)
+	log := s.log.With("mac", mac, "remote", ip)
+	// Anyone can ask for any MAC: what is kept of it is short and checked, and kept in memory
+	// until the store writes it behind (a flood never waits on, nor fills, the disk).
+	boot := c.Request.Method == http.MethodGet
+	if boot {
+		if err := s.cfg.Store.MarkSeen(mac, provisionArch(c.Query("arch")), ip); err != nil {
+			log.Warn("record seen", "err", err)
+		}
 	}
 
 	kind := "node"
@@ -127,8 +134,6 @@ func (s *Server) handleProvision(c *gin.Context) {
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			log.Error("cannot boot node, it will wait", "err", err)
-		} else {
-			log.Info("unknown node asked for a script; it waits for a record")
 		}
 		kind = "wait"
 		script, err = s.cfg.Scripts.Wait(mac, s.baseURL(c.Request)+"/provision/"+mac)
@@ -138,11 +143,22 @@ func (s *Server) handleProvision(c *gin.Context) {
 			return
 		}
 	}
-	log.Info("script served", "kind", kind, "network", req.Network, "farm", req.Farm)
-	s.metrics.scripts.WithLabelValues(kind).Inc()
-	s.stage(Stage{MAC: mac, IP: remoteIP(c.Request), Name: "script-served", Detail: kind})
+	if boot {
+		s.metrics.scripts.WithLabelValues(kind).Inc()
+		// The timeline logs the stage; a line here too would log each boot twice.
+		s.stage(Stage{MAC: mac, IP: ip, Name: "script-served", Detail: kind})
+	}
 	c.Data(http.StatusOK, scriptType, script)
 }
+
+// provisionArches are the values of iPXE's ${buildarch} (and Go's names for them), the only
+// arch= a /provision request may record; anything else is dropped.
+var provisionArches = map[string]string{
+	"i386": "i386", "x86_64": "x86_64", "amd64": "x86_64", "arm32": "arm32", "arm64": "arm64",
+	"riscv32": "riscv32", "riscv64": "riscv64", "loong64": "loong64",
+}
+
+func provisionArch(q string) string { return provisionArches[strings.ToLower(q)] }
 
 // nodeBoot turns mac's record into a boot request, checking the record against the current
 // configuration (a network may have been removed since it was written).
@@ -177,7 +193,7 @@ func (s *Server) handleBinary(c *gin.Context) {
 	name := c.Param("file")
 	f, err := s.cfg.Binaries.Open(name)
 	if err != nil {
-		fail(c, http.StatusNotFound, "no iPXE binary %q", name)
+		s.failOpen(c, "iPXE binary", name, err)
 		return
 	}
 	defer f.Close()
@@ -192,17 +208,19 @@ func (s *Server) handleBinary(c *gin.Context) {
 	}
 	c.Header("ETag", etag(st))
 	c.Header("Content-Type", "application/efi")
-	http.ServeContent(c.Writer, c.Request, name, st.ModTime(), rs)
+	http.ServeContent(newProgressWriter(c.Writer, s.cfg.WriteTimeout), c.Request, name, st.ModTime(), rs)
 }
 
 func etag(st fs.FileInfo) string {
 	return fmt.Sprintf(`"%x-%x"`, st.Size(), st.ModTime().UnixNano())
 }
 
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// clientIP is the client's address: the peer's, or the one a trusted proxy forwarded (gin
+// reads X-Forwarded-For only from http.trusted_proxies).
+func clientIP(c *gin.Context) string {
+	a, err := netip.ParseAddr(c.ClientIP())
 	if err != nil {
 		return ""
 	}
-	return host
+	return a.Unmap().WithZone("").String()
 }

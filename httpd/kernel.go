@@ -1,9 +1,11 @@
 package httpd
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"github.com/gin-gonic/gin"
 
@@ -21,7 +23,7 @@ func (s *Server) handleKernel(c *gin.Context) {
 	}
 	f, err := s.kernels.Open(name)
 	if err != nil {
-		fail(c, http.StatusNotFound, "kernel %q not found", name)
+		s.failOpen(c, "kernel", name, err)
 		return
 	}
 	defer f.Close()
@@ -38,23 +40,28 @@ func (s *Server) handleKernel(c *gin.Context) {
 	boot := c.Request.Method == http.MethodGet && h.Get("Range") == "" &&
 		h.Get("If-None-Match") == "" && h.Get("If-Modified-Since") == ""
 	if boot {
-		s.stage(Stage{IP: remoteIP(c.Request), Name: "kernel-requested", Detail: name})
+		s.stage(Stage{IP: clientIP(c), Name: "kernel-requested", Detail: name})
 	}
-	cw := &countingWriter{ResponseWriter: c.Writer}
+	cw := newProgressWriter(c.Writer, s.cfg.WriteTimeout)
 	http.ServeContent(cw, c.Request, name, st.ModTime(), f)
 	s.metrics.kernelBytes.Add(float64(cw.n))
 	if boot && cw.n == st.Size() {
-		s.stage(Stage{IP: remoteIP(c.Request), Name: "kernel-sent", Detail: fmt.Sprintf("%s %d bytes", name, cw.n)})
+		s.stage(Stage{IP: clientIP(c), Name: "kernel-sent", Detail: fmt.Sprintf("%s %d bytes", name, cw.n)})
 	}
 }
 
-type countingWriter struct {
-	gin.ResponseWriter
-	n int64
-}
-
-func (w *countingWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
+// failOpen answers a file that could not be opened: 503 when the server is short of
+// descriptors or memory or the disk failed, which a client should retry rather than take as
+// final; 404 otherwise (absent, or a symlink out of its directory). The reason never names a
+// local path.
+func (s *Server) failOpen(c *gin.Context, what, name string, err error) {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM, syscall.EIO} {
+		if errors.Is(err, errno) {
+			s.log.Error("open "+what, "name", name, "err", err)
+			c.Header("Retry-After", "5")
+			fail(c, http.StatusServiceUnavailable, "%s %q cannot be read right now (%v); try again", what, name, errno)
+			return
+		}
+	}
+	fail(c, http.StatusNotFound, "%s %q not found", what, name)
 }

@@ -161,7 +161,7 @@ func (s *Server) apiUploadKernel(c *gin.Context) {
 			return
 		}
 	}
-	tmp := ".upload-" + rand.Text()
+	tmp := uploadPrefix + rand.Text()
 	f, err := s.kernels.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		s.apiFail(c, fmt.Errorf("create temporary kernel: %w", err))
@@ -305,4 +305,34 @@ func (s *Server) apiSetNetworkKernel(c *gin.Context) {
 	s.syncKernelsDir("net")
 	s.log.Info("network kernel set", "network", network, "kernel", in.Kernel)
 	c.JSON(http.StatusOK, NetworkInfo{Name: network, Display: s.networks()[network], Kernel: s.networkDefault(network)})
+}
+
+// uploadPrefix names the temporary file of an upload in progress. Such a file outlives its
+// upload only when the daemon was killed; no reader ever sees one (names starting with "."
+// are not kernels), so they are removed at start.
+const uploadPrefix = ".upload-"
+
+// removeUploadTemps deletes what interrupted uploads left in the kernels directory and
+// returns the names it removed.
+func removeUploadTemps(root *os.Root) ([]string, error) {
+	d, err := root.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), uploadPrefix) {
+			continue
+		}
+		if err := root.Remove(e.Name()); err != nil {
+			return removed, fmt.Errorf("remove %s: %w", e.Name(), err)
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, nil
 }

@@ -31,10 +31,9 @@ func mediaName(kind media.Kind, network string) string {
 func (s *Server) mediaRoutes(e *gin.Engine) {
 	for _, kind := range media.Kinds() {
 		h := func(c *gin.Context) { s.handleMedia(c, kind) }
-		e.GET("/"+string(kind)+"/:network", h)
-		e.GET("/"+string(kind)+"/:network/*rest", h)
-		e.HEAD("/"+string(kind)+"/:network", h)
-		e.HEAD("/"+string(kind)+"/:network/*rest", h)
+		getHead(e, "/"+string(kind)+"/", h) // no network: ParseBootPath says what is missing
+		getHead(e, "/"+string(kind)+"/:network", h)
+		getHead(e, "/"+string(kind)+"/:network/*rest", h)
 	}
 	for _, st := range []struct {
 		path string
@@ -45,8 +44,9 @@ func (s *Server) mediaRoutes(e *gin.Engine) {
 		{"/krn-provision", media.KindKRN, true}, {"/uefi-provision", media.KindUEFI, true},
 	} {
 		h := func(c *gin.Context) { s.handleStaticMedia(c, st.kind, st.prov) }
-		e.GET(st.path, h)
-		e.HEAD(st.path, h)
+		// The predecessor's README writes these with a trailing slash.
+		getHead(e, st.path, h)
+		getHead(e, st.path+"/", h)
 	}
 }
 
@@ -112,5 +112,5 @@ func (s *Server) serveMedium(c *gin.Context, kind media.Kind, script []byte, nam
 	c.Header("ETag", m.ETag)
 	c.Header("Cache-Control", "no-cache")
 	// No Last-Modified: the strong ETag alone decides (If-None-Match, If-Range).
-	http.ServeContent(c.Writer, c.Request, name, time.Time{}, m.Reader())
+	http.ServeContent(newProgressWriter(c.Writer, s.cfg.WriteTimeout), c.Request, name, time.Time{}, m.Reader())
 }

@@ -14,6 +14,10 @@ type metrics struct {
 	unauthorized prometheus.Counter
 	scripts      *prometheus.CounterVec
 	kernelBytes  prometheus.Counter
+
+	connsEvicted, connsRefused prometheus.Counter
+	connsOpen                  prometheus.Gauge
+	connsClosed                *prometheus.CounterVec
 }
 
 // nodeCounter is the part of the store the node gauges read at scrape time.
@@ -44,12 +48,32 @@ func newMetrics(reg prometheus.Registerer, nodes nodeCounter) *metrics {
 			Name: "bootstrapd_http_kernel_bytes_sent_total",
 			Help: "Kernel bytes sent over HTTP.",
 		}),
+		connsEvicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bootstrapd_http_connections_evicted_total",
+			Help: "Idle HTTP connections closed to make room at http.max_connections.",
+		}),
+		connsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bootstrapd_http_connections_refused_total",
+			Help: "HTTP connections closed on accept: http.max_connections reached and none idle.",
+		}),
+		connsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bootstrapd_http_connections_open",
+			Help: "Open TCP connections of the HTTP listener.",
+		}),
+		connsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bootstrapd_http_connections_closed_total",
+			Help: "HTTP connections ended by a limit: read_timeout (header or idle), write_timeout, header_too_large.",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{"read_timeout", "write_timeout", "header_too_large"} {
+		m.connsClosed.WithLabelValues(r)
 	}
 	for _, k := range []string{"boot", "node", "default", "wait"} {
 		m.scripts.WithLabelValues(k)
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.unauthorized, m.scripts, m.kernelBytes)
+		reg.MustRegister(m.requests, m.duration, m.unauthorized, m.scripts, m.kernelBytes,
+			m.connsEvicted, m.connsRefused, m.connsOpen, m.connsClosed)
 		if nodes != nil {
 			reg.MustRegister(nodeGauges(nodes)...)
 		}

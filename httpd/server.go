@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +70,15 @@ type Config struct {
 	// StuckAfter is how long a node may stay between two boot stages before it is flagged
 	// stuck; default 10 minutes.
 	StuckAfter time.Duration
+
+	// Limits on what a client can hold (appliance.yaml documents each; zero: the default).
+	ReadHeaderTimeout time.Duration // default 10 s
+	IdleTimeout       time.Duration // default 60 s
+	WriteTimeout      time.Duration // per write of a response; default 30 s
+	MaxHeaderBytes    int           // default 16 KiB
+	MaxConnections    int           // open TCP connections; default 4096
+	// TrustedProxies are the peers whose X-Forwarded-* headers are believed; none by default.
+	TrustedProxies []netip.Prefix
 }
 
 // Server answers HTTP on a TCP listener and the admin unix socket.
@@ -79,11 +89,12 @@ type Server struct {
 	hashes  hashCache
 	metrics *metrics
 	// nets and dflt change on reload (SIGHUP) while requests read them.
-	nets   atomic.Pointer[map[string]string]
-	dflt   atomic.Pointer[DefaultNode]
-	engine *gin.Engine
-	tcp    net.Listener
-	unix   net.Listener
+	nets    atomic.Pointer[map[string]string]
+	dflt    atomic.Pointer[DefaultNode]
+	engine  *gin.Engine
+	tcp     net.Listener
+	limiter *connLimiter
+	unix    net.Listener
 }
 
 // New validates cfg, opens the kernels directory and binds the listeners.
@@ -106,6 +117,21 @@ func New(cfg Config) (*Server, error) {
 	if cfg.StuckAfter == 0 {
 		cfg.StuckAfter = 10 * time.Minute
 	}
+	if cfg.ReadHeaderTimeout == 0 {
+		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 60 * time.Second
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = 16 << 10
+	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = 4096
+	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 	if cfg.Scripts == nil || cfg.Store == nil || cfg.Binaries == nil {
 		return nil, errors.New("httpd: Scripts, Store and Binaries are required")
@@ -116,13 +142,23 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, kernels: root, metrics: newMetrics(cfg.Registry, cfg.Store)}
 	s.Reload(cfg.Networks, cfg.Default)
-	s.engine = s.routes()
+	if s.engine, err = s.routes(); err != nil {
+		root.Close()
+		return nil, err
+	}
+	if removed, err := removeUploadTemps(root); err != nil {
+		s.log.Warn("cleaning interrupted uploads", "err", err)
+	} else if len(removed) > 0 {
+		s.log.Info("removed files of interrupted kernel uploads", "files", removed)
+	}
 
-	s.tcp, err = net.Listen("tcp", cfg.Addr)
+	tcp, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		root.Close()
 		return nil, fmt.Errorf("httpd: listen %s: %w", cfg.Addr, err)
 	}
+	s.limiter = newConnLimiter(tcp, cfg.MaxConnections, s.metrics)
+	s.tcp = s.limiter
 	if cfg.AdminSocket != "" {
 		s.unix, err = listenUnix(cfg.AdminSocket)
 		if err != nil {
@@ -188,8 +224,19 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer s.kernels.Close()
 	srv := &http.Server{
 		Handler:           s.engine,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		// No WriteTimeout: it would cut every kernel download at a fixed time. writeDeadline
+		// and progressWriter bound each write instead.
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if _, ok := c.(*watchedConn); ok {
+				s.limiter.track(c, st)
+			}
+		},
+		// Client mistakes (a TLS handshake on the plain port, a broken header) are the
+		// network's noise: Debug, so a flood cannot fill the journal.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if _, ok := c.(*net.UnixConn); ok {
 				return context.WithValue(ctx, viaSocket, true)
@@ -227,41 +274,100 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) routes() *gin.Engine {
+func (s *Server) routes() (*gin.Engine, error) {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
-	e.Use(gin.Recovery(), s.metrics.middleware)
+	// gin believes X-Forwarded-For from anyone unless told otherwise: only the configured
+	// proxies may name a client address.
+	proxies := make([]string, len(s.cfg.TrustedProxies))
+	for i, p := range s.cfg.TrustedProxies {
+		proxies[i] = p.String()
+	}
+	if err := e.SetTrustedProxies(proxies); err != nil {
+		return nil, fmt.Errorf("httpd: trusted proxies: %w", err)
+	}
+	e.Use(gin.Recovery(), s.metrics.middleware, s.writeDeadline)
 	e.RedirectTrailingSlash = false
-	e.GET("/ipxe/:network", s.handleIPXE)
-	e.GET("/ipxe/:network/*rest", s.handleIPXE)
-	e.GET("/provision/:mac", s.handleProvision)
-	e.GET("/kernel/*name", s.handleKernel)
-	e.HEAD("/kernel/*name", s.handleKernel)
-	e.GET("/boot/:file", s.handleBinary)
-	e.HEAD("/boot/:file", s.handleBinary)
-	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
-	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	getHead(e, "/ipxe/", s.handleIPXE)
+	getHead(e, "/ipxe/:network", s.handleIPXE)
+	getHead(e, "/ipxe/:network/*rest", s.handleIPXE)
+	getHead(e, "/provision/:mac", s.handleProvision)
+	getHead(e, "/provision/:mac/", s.handleProvision)
+	getHead(e, "/kernel/*name", s.handleKernel)
+	getHead(e, "/boot/:file", s.handleBinary)
+	getHead(e, "/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
+	getHead(e, "/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	// Public: the page's generator needs the networks before anyone has entered a token.
-	e.GET("/api/v1/networks", s.publicNetworks)
+	getHead(e, "/api/v1/networks", s.publicNetworks)
 	s.adminRoutes(e.Group("/api/v1", s.requireAdmin))
 	s.webRoutes(e)
 	s.mediaRoutes(e)
 	e.NoRoute(func(c *gin.Context) {
-		c.String(http.StatusNotFound, "not found: %s (see the README for the endpoints)\n", c.Request.URL.Path)
+		fail(c, http.StatusNotFound, "not found: %q (see the README for the endpoints)", c.Request.URL.Path)
 	})
-	return e
+	return e, nil
 }
 
-// baseURL is where clients reach us: public_url, or the address this request came in on.
+// getHead serves a route for GET and HEAD alike: a HEAD answers what the GET would, without the
+// body (net/http discards it).
+func getHead(r gin.IRoutes, path string, h ...gin.HandlerFunc) {
+	r.GET(path, h...)
+	r.HEAD(path, h...)
+}
+
+// baseURL is where clients reach us: public_url; else, from a trusted proxy, the scheme and
+// host it forwarded; else the address this request came in on. Whatever it returns is safe
+// to put in a script (ipxe.ValidateBaseURL).
 func (s *Server) baseURL(r *http.Request) string {
 	if s.cfg.PublicURL != "" {
 		return s.cfg.PublicURL
 	}
+	if s.fromTrustedProxy(r) {
+		if base, ok := forwardedBase(r.Header); ok {
+			return base
+		}
+	}
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
 		ap := a.AddrPort()
-		return "http://" + netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+		// A link-local address carries its zone (%eth0), which means nothing to the node.
+		return "http://" + netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port()).String()
 	}
-	return "http://" + r.Host
+	return "http://localhost"
+}
+
+// fromTrustedProxy tells whether the request's peer is one of http.trusted_proxies.
+func (s *Server) fromTrustedProxy(r *http.Request) bool {
+	if len(s.cfg.TrustedProxies) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(ap.Addr().Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardedBase is the base URL named by a proxy's X-Forwarded-Proto and X-Forwarded-Host;
+// ok is false when either is missing or not safe in a script.
+func forwardedBase(h http.Header) (string, bool) {
+	proto := strings.ToLower(strings.TrimSpace(strings.Split(h.Get("X-Forwarded-Proto"), ",")[0]))
+	host := strings.TrimSpace(strings.Split(h.Get("X-Forwarded-Host"), ",")[0])
+	if (proto != "http" && proto != "https") || host == "" {
+		return "", false
+	}
+	base, err := ipxe.ValidateBaseURL(proto + "://" + host)
+	if err != nil {
+		return "", false
+	}
+	if u, err := url.Parse(base); err != nil || u.Path != "" || u.User != nil {
+		return "", false
+	}
+	return base, true
 }
 
 // fail writes a one-line plain-text reason and stops the handler chain.

@@ -27,11 +27,11 @@ func (s *Server) webRoutes(e *gin.Engine) {
 		c.Header("X-Content-Type-Options", "nosniff")
 		c.Header("Referrer-Policy", "no-referrer")
 	}
-	e.GET("/", func(c *gin.Context) {
+	getHead(e, "/", func(c *gin.Context) {
 		headers(c)
 		c.FileFromFS("/", files)
 	})
-	e.GET("/ui/*file", func(c *gin.Context) {
+	getHead(e, "/ui/*file", func(c *gin.Context) {
 		headers(c)
 		c.FileFromFS(c.Param("file"), files)
 	})

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,12 +21,20 @@ import (
 // Config mirrors appliance.yaml; the file documents each key.
 type Config struct {
 	HTTP struct {
-		Listen        string        `yaml:"listen"`
-		PublicURL     string        `yaml:"public_url"`
-		ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+		Listen            string        `yaml:"listen"`
+		PublicURL         string        `yaml:"public_url"`
+		ShutdownGrace     time.Duration `yaml:"shutdown_grace"`
+		ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+		IdleTimeout       time.Duration `yaml:"idle_timeout"`
+		WriteTimeout      time.Duration `yaml:"write_timeout"`
+		MaxHeaderBytes    int           `yaml:"max_header_bytes"`
+		MaxConnections    int           `yaml:"max_connections"`
+		TrustedProxies    []string      `yaml:"trusted_proxies"`
 	} `yaml:"http"`
 	TFTP struct {
-		Listen string `yaml:"listen"`
+		Listen       string `yaml:"listen"`
+		MaxTransfers int    `yaml:"max_transfers"`
+		MaxPerSource int    `yaml:"max_per_source"`
 	} `yaml:"tftp"`
 	DHCP struct {
 		Enabled    bool     `yaml:"enabled"`
@@ -59,8 +67,11 @@ type Config struct {
 		RetrySeconds int    `yaml:"retry_seconds"`
 	} `yaml:"boot"`
 	Events struct {
-		Keep       int           `yaml:"keep"`
-		StuckAfter time.Duration `yaml:"stuck_after"`
+		Keep          int           `yaml:"keep"`
+		StuckAfter    time.Duration `yaml:"stuck_after"`
+		MaxDiscovered int           `yaml:"max_discovered"`
+		ExpireAfter   time.Duration `yaml:"expire_after"`
+		FlushInterval time.Duration `yaml:"flush_interval"`
 	} `yaml:"events"`
 	Log struct {
 		Format string `yaml:"format"`
@@ -74,7 +85,14 @@ func defaultConfig() Config {
 	var c Config
 	c.HTTP.Listen = ":8080"
 	c.HTTP.ShutdownGrace = 10 * time.Second
+	c.HTTP.ReadHeaderTimeout = 10 * time.Second
+	c.HTTP.IdleTimeout = 60 * time.Second
+	c.HTTP.WriteTimeout = 30 * time.Second
+	c.HTTP.MaxHeaderBytes = 16 << 10
+	c.HTTP.MaxConnections = 4096
 	c.TFTP.Listen = ":69"
+	c.TFTP.MaxTransfers = 512
+	c.TFTP.MaxPerSource = 16
 	c.DHCP.Enabled = true
 	c.Paths.Data = "./var"
 	c.Paths.Kernels = "./var/kernels"
@@ -92,6 +110,9 @@ func defaultConfig() Config {
 	c.Boot.RetrySeconds = 30
 	c.Events.Keep = 50
 	c.Events.StuckAfter = 10 * time.Minute
+	c.Events.MaxDiscovered = 10000
+	c.Events.ExpireAfter = 7 * 24 * time.Hour
+	c.Events.FlushInterval = time.Second
 	c.Log.Format = "text"
 	c.Log.Level = "info"
 	return c
@@ -161,10 +182,43 @@ func (c *Config) validate() error {
 		}
 	}
 	if c.HTTP.PublicURL != "" {
-		u, err := url.Parse(c.HTTP.PublicURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return fmt.Errorf("http.public_url: %q is not an http(s) URL without query", c.HTTP.PublicURL)
+		if _, err := ipxe.ValidateBaseURL(c.HTTP.PublicURL); err != nil {
+			return fmt.Errorf("http.public_url: %w", err)
 		}
+	}
+	if _, err := parseProxies(c.HTTP.TrustedProxies); err != nil {
+		return fmt.Errorf("http.trusted_proxies: %w", err)
+	}
+	for _, lim := range []struct {
+		key       string
+		v, lo, hi int
+	}{
+		{"http.max_header_bytes", c.HTTP.MaxHeaderBytes, 1 << 10, 1 << 20},
+		{"http.max_connections", c.HTTP.MaxConnections, 16, 1 << 20},
+		{"tftp.max_transfers", c.TFTP.MaxTransfers, 1, 1 << 16},
+		{"tftp.max_per_source", c.TFTP.MaxPerSource, 1, 1 << 16},
+		{"events.max_discovered", c.Events.MaxDiscovered, 1, 10_000_000},
+	} {
+		if lim.v < lim.lo || lim.v > lim.hi {
+			return fmt.Errorf("%s: %d is not between %d and %d", lim.key, lim.v, lim.lo, lim.hi)
+		}
+	}
+	for _, d := range []struct {
+		key    string
+		v, min time.Duration
+	}{
+		{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout, time.Second},
+		{"http.idle_timeout", c.HTTP.IdleTimeout, time.Second},
+		{"http.write_timeout", c.HTTP.WriteTimeout, time.Second},
+		{"events.expire_after", c.Events.ExpireAfter, time.Hour},
+		{"events.flush_interval", c.Events.FlushInterval, 10 * time.Millisecond},
+	} {
+		if d.v < d.min {
+			return fmt.Errorf("%s: %v is shorter than %v", d.key, d.v, d.min)
+		}
+	}
+	if c.Events.FlushInterval > time.Minute {
+		return fmt.Errorf("events.flush_interval: %v is longer than 1m (a kill -9 loses up to one interval of boot events)", c.Events.FlushInterval)
 	}
 	for _, name := range c.DHCP.Interfaces {
 		if _, err := net.InterfaceByName(name); err != nil {
@@ -233,6 +287,23 @@ func (c *Config) validate() error {
 		return fmt.Errorf("log.level: %w", err)
 	}
 	return nil
+}
+
+// parseProxies reads http.trusted_proxies: addresses or CIDR prefixes.
+func parseProxies(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("%q is not an IP address or CIDR prefix", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 func checkListen(addr string) error {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,6 +32,7 @@ Commands (they talk to the running daemon's admin API):
   import FILE|-                                                 import CSV rows client,branch,zerotier,kargs[,kernel]
   export                                                        print every record as CSV
   discovered                                                    print MACs that asked for a script
+  forget --mac M                                                drop a MAC's discovered entry and boot events
 
 Connection flags (every command):
   --config FILE      find admin.socket in FILE (default appliance.yaml, else built-in defaults)
@@ -162,6 +164,11 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return c.importCSV(ctx, fs.Arg(0), out)
 	case "export":
 		return c.raw(ctx, http.MethodGet, "/export", nil, stdout)
+	case "forget":
+		if err := needMAC(); err != nil {
+			return err
+		}
+		return c.do(ctx, http.MethodDelete, "/discovered/"+url.PathEscape(*mac), nil, nil)
 	case "discovered":
 		var ds []httpd.Discovered
 		if err := c.do(ctx, http.MethodGet, "/discovered", nil, &ds); err != nil {
@@ -359,11 +366,11 @@ func (p printer) node(n store.Node, evs []store.Event) error {
 		kernel = "net/" + n.Network + ".efi (network default)"
 	}
 	fmt.Fprintf(p.w, "mac:      %s\nnetwork:  %s\nfarm:     %d\nargs:     %s\nkernel:   %s\ncreated:  %s\nupdated:  %s\n",
-		n.MAC, n.Network, n.Farm, n.Args, kernel, n.Created.Format(time.RFC3339), n.Updated.Format(time.RFC3339))
+		term(n.MAC), term(n.Network), n.Farm, term(n.Args), term(kernel), n.Created.Format(time.RFC3339), n.Updated.Format(time.RFC3339))
 	if len(evs) > 0 {
 		fmt.Fprintln(p.w, "events:")
 		for _, e := range evs {
-			fmt.Fprintf(p.w, "  %s  %-18s %s\n", e.Time.Format(time.RFC3339), e.Stage, e.Detail)
+			fmt.Fprintf(p.w, "  %s  %-18s %s\n", e.Time.Format(time.RFC3339), term(e.Stage), term(e.Detail))
 		}
 	}
 	return nil
@@ -376,7 +383,7 @@ func (p printer) nodes(nodes []store.Node) error {
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MAC\tNETWORK\tFARM\tKERNEL\tARGS")
 	for _, n := range nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", n.MAC, n.Network, n.Farm, n.Kernel, n.Args)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", term(n.MAC), term(n.Network), n.Farm, term(n.Kernel), term(n.Args))
 	}
 	return tw.Flush()
 }
@@ -388,8 +395,21 @@ func (p printer) discovered(ds []httpd.Discovered) error {
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MAC\tKNOWN\tARCH\tIP\tFIRST SEEN\tLAST SEEN\tCOUNT")
 	for _, d := range ds {
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%d\n", d.MAC, d.Known, d.Arch, d.IP,
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%d\n", term(d.MAC), d.Known, term(d.Arch), term(d.IP),
 			d.FirstSeen.Format(time.RFC3339), d.LastSeen.Format(time.RFC3339), d.Count)
 	}
 	return tw.Flush()
+}
+
+// term makes a value safe to print on the operator's terminal. Discovered entries and events
+// come from the network: an escape sequence or a tab in them must not reach the terminal
+// (it could recolour it or forge a table row), so anything but printable ASCII is shown
+// quoted, with Go escapes.
+func term(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r > 0x7e {
+			return strconv.QuoteToASCII(s)
+		}
+	}
+	return s
 }

@@ -26,6 +26,11 @@ import (
 )
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+	// First: SIGHUP's default action ends the process, and systemd's reload may come at any
+	// moment after start. Until the reload loop runs, a HUP waits in the channel.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "appliance.yaml", "configuration `file` (absent default file: built-in defaults)")
@@ -40,12 +45,13 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.Log.Format, cfg.Log.Level)
-	return serve(ctx, cfg, configPath(*cfgPath, flagWasSet(fs, "config")), log)
+	return serve(ctx, cfg, configPath(*cfgPath, flagWasSet(fs, "config")), log, hup)
 }
 
 // serve runs every listener until ctx ends. HTTP must bind; TFTP and DHCP on privileged
-// ports may be refused to an ordinary user, which is one warning, not a failure.
-func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger) error {
+// ports may be refused to an ordinary user, which is one warning, not a failure. Each
+// signal on hup reloads the configuration.
+func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hup <-chan os.Signal) error {
 	cat, err := ipxe.OpenCatalogue(cfg.Paths.IPXE)
 	if err != nil {
 		return fmt.Errorf("paths.ipxe: %w", err)
@@ -60,18 +66,29 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger) er
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(cfg.dbPath(), store.Options{MaxEvents: cfg.Events.Keep})
+	proxies, err := parseProxies(cfg.HTTP.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("http.trusted_proxies: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	db, err := store.Open(cfg.dbPath(), store.Options{
+		MaxEvents:     cfg.Events.Keep,
+		MaxDiscovered: cfg.Events.MaxDiscovered,
+		EventTTL:      cfg.Events.ExpireAfter,
+		FlushInterval: cfg.Events.FlushInterval,
+		Registerer:    reg,
+		Logger:        log.With("service", "store"),
+	})
 	if err != nil {
 		return fmt.Errorf("paths.data: %w", err)
 	}
+	// Close writes the boot activity still in memory: SIGTERM loses none of it.
 	defer func() {
 		if err := db.Close(); err != nil {
 			log.Error("close store", "err", err)
 		}
 	}()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	tl := newTimeline(db, log, reg)
 
 	builder, mediaErr := newMediaBuilder(cfg, log, reg)
@@ -96,6 +113,13 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger) er
 		StuckAfter:       cfg.Events.StuckAfter,
 		Media:            builder,
 		MediaUnavailable: errString(mediaErr),
+
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
+		MaxConnections:    cfg.HTTP.MaxConnections,
+		TrustedProxies:    proxies,
 	})
 	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)
@@ -108,14 +132,23 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger) er
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return web.Serve(ctx) })
-	g.Go(func() error { tl.run(ctx); return nil })
+	// The store's own context outlives the servers': its last flush (in Close) comes after
+	// every server has stopped adding activity.
+	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStore()
+	go db.Run(storeCtx)
 
 	tftp, err := tftpd.New(tftpd.Config{
-		Addr:       cfg.TFTP.Listen,
-		Files:      cat,
-		Logger:     log.With("service", "tftp"),
-		Registerer: reg,
-		OnTransfer: tl.tftp,
+		Addr: cfg.TFTP.Listen,
+		// TFTP serves the LAN the ProxyDHCP sends nodes to.
+		Interfaces:   cfg.DHCP.Interfaces,
+		MaxTransfers: cfg.TFTP.MaxTransfers,
+		MaxPerSource: cfg.TFTP.MaxPerSource,
+		Grace:        cfg.HTTP.ShutdownGrace,
+		Files:        cat,
+		Logger:       log.With("service", "tftp"),
+		Registerer:   reg,
+		OnTransfer:   tl.tftp,
 	})
 	switch {
 	case errors.Is(err, os.ErrPermission):
@@ -151,7 +184,7 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger) er
 	}
 
 	notify("READY=1\nSTATUS=serving on http " + strconv.Itoa(httpPort))
-	g.Go(func() error { reloadOnHUP(ctx, cfgPath, web, log); return nil })
+	g.Go(func() error { reloadOnHUP(ctx, hup, cfgPath, web, log); return nil })
 	<-ctx.Done()
 	notify("STOPPING=1")
 	log.Info("shutting down")
@@ -167,10 +200,7 @@ func stopWith(g *errgroup.Group, err error) error {
 // reloadOnHUP re-reads the configuration on SIGHUP and applies what can change without a
 // restart: networks and default_node (kernels are read from disk at each request anyway).
 // A bad file is logged and changes nothing; transfers in flight are never touched.
-func reloadOnHUP(ctx context.Context, path string, web *httpd.Server, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, path string, web *httpd.Server, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():

@@ -129,7 +129,7 @@ boot: {ntp: ""}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, d.cfgFile, slog.New(slog.NewTextHandler(d.log, nil))) }()
+	go func() { done <- serve(ctx, cfg, d.cfgFile, slog.New(slog.NewTextHandler(d.log, nil)), nil) }()
 	var once sync.Once
 	d.stop = func() {
 		once.Do(func() {

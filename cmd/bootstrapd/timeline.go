@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -22,13 +21,11 @@ import (
 
 // timeline turns what the three servers see into per-node boot events in the store. TFTP and
 // kernel requests carry only an IP: it is matched to the MAC last seen with that IP (from a
-// DHCP request or a script fetch), else to the kernel's ARP table. Writes go through a
-// buffered queue so the serve loops never wait on the disk; when the queue is full, events
-// are dropped (and logged) rather than slowing a boot.
+// DHCP request or a script fetch), else to the kernel's ARP table. The store keeps this
+// activity in memory and writes it behind, so a serve loop never waits on the disk.
 type timeline struct {
 	db  *store.DB
 	log *slog.Logger
-	q   chan event
 
 	stages *prometheus.CounterVec
 
@@ -55,7 +52,7 @@ var stageNames = []string{
 }
 
 func newTimeline(db *store.DB, log *slog.Logger, reg prometheus.Registerer) *timeline {
-	t := &timeline{db: db, log: log, q: make(chan event, 1024), byIP: map[string]ipEntry{}, limit: 4096,
+	t := &timeline{db: db, log: log, byIP: map[string]ipEntry{}, limit: 4096,
 		stages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bootstrapd_boot_stages_total",
 			Help: "Boot stage transitions seen, by stage (proxy offer, TFTP, script, kernel).",
@@ -67,45 +64,18 @@ func newTimeline(db *store.DB, log *slog.Logger, reg prometheus.Registerer) *tim
 	return t
 }
 
-func (t *timeline) run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			// Drain what is queued: these events are already true.
-			for {
-				select {
-				case e := <-t.q:
-					t.write(e)
-				default:
-					return
-				}
-			}
-		case e := <-t.q:
-			t.write(e)
-		}
+func (t *timeline) push(e event) {
+	if slices.Contains(stageNames, e.ev.Stage) {
+		t.stages.WithLabelValues(e.ev.Stage).Inc()
 	}
-}
-
-func (t *timeline) write(e event) {
+	t.log.Info("boot stage", "mac", e.mac, "stage", e.ev.Stage, "detail", e.ev.Detail, "remote", e.ip)
 	if e.seen {
-		if _, err := t.db.MarkSeen(e.mac, e.arch, e.ip); err != nil {
+		if err := t.db.MarkSeen(e.mac, e.arch, e.ip); err != nil {
 			t.log.Warn("timeline: record seen", "mac", e.mac, "err", err)
 		}
 	}
 	if err := t.db.AppendEvent(e.mac, e.ev); err != nil {
 		t.log.Warn("timeline: append event", "mac", e.mac, "err", err)
-	}
-}
-
-func (t *timeline) push(e event) {
-	if slices.Contains(stageNames, e.ev.Stage) {
-		t.stages.WithLabelValues(e.ev.Stage).Inc()
-	}
-	t.log.Info("boot stage", "mac", e.mac, "stage", e.ev.Stage, "detail", e.ev.Detail, "ip", e.ip)
-	select {
-	case t.q <- e:
-	default:
-		t.log.Warn("timeline: queue full, event dropped", "mac", e.mac, "stage", e.ev.Stage)
 	}
 }
 

@@ -30,7 +30,7 @@ func seed(path, mac string, at time.Time) error {
 	if err != nil {
 		return fmt.Errorf("open %q: %w", path, err)
 	}
-	if _, err := s.MarkSeen(mac, "EFI x86-64", "192.0.2.23"); err != nil {
+	if err := s.MarkSeen(mac, "EFI x86-64", "192.0.2.23"); err != nil {
 		s.Close()
 		return fmt.Errorf("mark %s seen: %w", mac, err)
 	}

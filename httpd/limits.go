@@ -1,0 +1,166 @@
+package httpd
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// connLimiter caps the open TCP connections of one listener. Every farm device and, for
+// remote nodes, the internet can open connections; without a cap, idle ones exhaust the
+// process's descriptors and a kernel download then fails to open its file. At the cap the
+// connection that has been idle (or silent since it connected) the longest is closed to make
+// room, so a crowd of idle sockets cannot lock out a node that wants its kernel; when every
+// connection is busy, the new one is closed at once.
+type connLimiter struct {
+	net.Listener
+	max int
+
+	mu    sync.Mutex
+	conns map[net.Conn]connInfo
+
+	evicted, refused prometheus.Counter
+	open             prometheus.Gauge
+	closed           *prometheus.CounterVec // reason
+}
+
+type connInfo struct {
+	state http.ConnState
+	since time.Time
+}
+
+func newConnLimiter(l net.Listener, max int, m *metrics) *connLimiter {
+	return &connLimiter{Listener: l, max: max, conns: map[net.Conn]connInfo{},
+		evicted: m.connsEvicted, refused: m.connsRefused, open: m.connsOpen, closed: m.connsClosed}
+}
+
+// Accept returns the next connection that fits under the cap.
+func (l *connLimiter) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		c = &watchedConn{Conn: c, closed: l.closed}
+		if l.admit(c) {
+			return c, nil
+		}
+		c.Close()
+		l.refused.Inc()
+	}
+}
+
+func (l *connLimiter) admit(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.conns) >= l.max {
+		victim := l.oldestIdle()
+		if victim == nil {
+			return false
+		}
+		// Closing makes the server report StateClosed, which deletes it; delete now so the
+		// count is right for the next Accept.
+		delete(l.conns, victim)
+		victim.Close()
+		l.evicted.Inc()
+	}
+	l.conns[c] = connInfo{state: http.StateNew, since: time.Now()}
+	l.open.Set(float64(len(l.conns)))
+	return true
+}
+
+// oldestIdle is the connection with no request in flight that has waited the longest.
+func (l *connLimiter) oldestIdle() net.Conn {
+	var (
+		victim net.Conn
+		oldest time.Time
+	)
+	for c, ci := range l.conns {
+		if (ci.state == http.StateIdle || ci.state == http.StateNew) && (victim == nil || ci.since.Before(oldest)) {
+			victim, oldest = c, ci.since
+		}
+	}
+	return victim
+}
+
+// track is the http.Server's ConnState hook.
+func (l *connLimiter) track(c net.Conn, st http.ConnState) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch st {
+	case http.StateClosed, http.StateHijacked:
+		delete(l.conns, c)
+	default:
+		if _, ok := l.conns[c]; ok {
+			l.conns[c] = connInfo{state: st, since: time.Now()}
+		}
+	}
+	l.open.Set(float64(len(l.conns)))
+}
+
+// watchedConn counts the limits the http.Server enforces by itself, which no handler sees: a
+// read or write deadline that expired, and a header block over MaxHeaderBytes (the server
+// answers 431 and closes).
+type watchedConn struct {
+	net.Conn
+	closed *prometheus.CounterVec
+}
+
+var status431 = []byte("HTTP/1.1 431 ")
+
+func (c *watchedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.closed.WithLabelValues("read_timeout").Inc()
+	}
+	return n, err
+}
+
+func (c *watchedConn) Write(p []byte) (int, error) {
+	if bytes.HasPrefix(p, status431) {
+		c.closed.WithLabelValues("header_too_large").Inc()
+	}
+	n, err := c.Conn.Write(p)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.closed.WithLabelValues("write_timeout").Inc()
+	}
+	return n, err
+}
+
+// writeDeadline gives every response WriteTimeout to be written. File responses renew it at
+// each write (progressWriter), so only a client that stops reading is cut off, never a slow
+// one fetching a large kernel.
+func (s *Server) writeDeadline(c *gin.Context) {
+	if err := http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		s.log.Debug("set write deadline", "err", err)
+	}
+	c.Next()
+}
+
+// progressWriter counts the bytes of a file response and renews the write deadline before
+// each write. It hides the writer's ReadFrom, so http.ServeContent copies through Write in
+// small chunks and every chunk gets a fresh deadline.
+type progressWriter struct {
+	gin.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	n       int64
+}
+
+func newProgressWriter(w gin.ResponseWriter, timeout time.Duration) *progressWriter {
+	return &progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: timeout}
+}
+
+func (w *progressWriter) Write(p []byte) (int, error) {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
