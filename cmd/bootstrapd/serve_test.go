@@ -19,6 +19,7 @@ import (
 
 	"github.com/pin/tftp/v3"
 
+	"github.com/threefoldtech/bootstrapd/httpd"
 	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/store"
 )
@@ -234,6 +235,74 @@ func TestNodeCLIAgainstDaemon(t *testing.T) {
 	out, _ = d.cli(t, "node", "list")
 	if strings.Contains(out, "52:54:00:00:00:01") || !strings.Contains(out, mac) {
 		t.Fatalf("list after rm:\n%s", out)
+	}
+}
+
+// What the network left (discovered entries, events) goes with `node rm` and `node forget`.
+func TestNodeForgetAndRm(t *testing.T) {
+	d := startDaemon(t)
+	const known, stranger = "52:54:00:aa:00:01", "52:54:00:aa:00:02"
+	if out, err := d.cli(t, "node", "add", "--mac", known, "--network", "test", "--farm", "7"); err != nil {
+		t.Fatalf("node add: %v\n%s", err, out)
+	}
+	for _, mac := range []string{known, stranger} {
+		resp, err := http.Get(d.base + "/provision/" + mac + "?arch=arm64")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	out, err := d.cli(t, "node", "discovered")
+	if err != nil || !strings.Contains(out, known) || !strings.Contains(out, stranger) || !strings.Contains(out, "arm64") {
+		t.Fatalf("discovered: %v\n%s", err, out)
+	}
+	out, err = d.cli(t, "node", "show", "--mac", known)
+	if err != nil || !strings.Contains(out, "script-served") {
+		t.Fatalf("show: %v\n%s", err, out)
+	}
+
+	if out, err := d.cli(t, "node", "forget", "--mac", stranger); err != nil {
+		t.Fatalf("forget: %v\n%s", err, out)
+	}
+	if out, err := d.cli(t, "node", "forget", "--mac", stranger); err == nil {
+		t.Errorf("forget twice succeeded:\n%s", out)
+	}
+	if out, err := d.cli(t, "node", "rm", "--mac", known); err != nil {
+		t.Fatalf("rm: %v\n%s", err, out)
+	}
+	out, err = d.cli(t, "node", "discovered")
+	if err != nil || strings.Contains(out, known) || strings.Contains(out, stranger) {
+		t.Fatalf("discovered after rm and forget: %v\n%s", err, out)
+	}
+}
+
+// Values that came from the network are printed escaped: a terminal escape or a tab never
+// reaches the operator's terminal as such, and cannot forge a table row.
+func TestPrinterEscapesNetworkValues(t *testing.T) {
+	hostile := "x\x1b[2J\tforged\trow\n"
+	ds := []httpd.Discovered{{Seen: store.Seen{MAC: "52:54:00:aa:00:02", Arch: hostile, IP: hostile}}}
+	evs := []store.Event{{Stage: hostile, Detail: hostile}}
+	for name, print := range map[string]func(printer) error{
+		"discovered": func(p printer) error { return p.discovered(ds) },
+		"node show":  func(p printer) error { return p.node(store.Node{MAC: "52:54:00:aa:00:02", Args: hostile}, evs) },
+		"node list":  func(p printer) error { return p.nodes([]store.Node{{MAC: "52:54:00:aa:00:02", Kernel: hostile}}) },
+	} {
+		var b bytes.Buffer
+		if err := print(printer{w: &b}); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		if strings.ContainsAny(out, "\x1b\t") {
+			t.Errorf("%s: raw control characters printed:\n%q", name, out)
+		}
+		if !strings.Contains(out, `"x\x1b[2J\tforged\trow\n"`) {
+			t.Errorf("%s: hostile value not shown quoted:\n%s", name, out)
+		}
+	}
+	for in, want := range map[string]string{"EFI x86-64": "EFI x86-64", "a\tb": `"a\tb"`, "ünï": `"\u00fcn\u00ef"`, "": ""} {
+		if got := term(in); got != want {
+			t.Errorf("term(%q) = %s, want %s", in, got, want)
+		}
 	}
 }
 
