@@ -37,9 +37,26 @@ func runClient(t *testing.T, name string, args ...string) (string, error) {
 
 // clientCase is one request made with a real client program.
 type clientCase struct {
-	file    string   // the name the server must see
-	args    []string // extra client arguments
-	wantErr error    // nil: the client must get the file
+	file     string   // the name the server must see
+	args     []string // extra client arguments
+	wantErr  error    // nil: the client must get the file
+	wantCode uint16   // the TFTP error code the client must report, with wantErr
+}
+
+// errorCode reads the TFTP error code a client reports: tftp-hpa 5.2 exits 0 after an error
+// packet, printing "Error code N: message"; curl exits with 68 (code 1), 69 (2) or 71 (4).
+func errorCode(msg string, err error) (uint16, bool) {
+	var code uint16
+	if i := strings.Index(msg, "Error code "); i >= 0 {
+		if _, err := fmt.Sscanf(msg[i:], "Error code %d:", &code); err == nil {
+			return code, true
+		}
+	}
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+		code, ok := map[int]uint16{68: codeNotFound, 69: codeAccess, 71: codeIllegal}[ee.ExitCode()]
+		return code, ok
+	}
+	return 0, false
 }
 
 func TestCurl(t *testing.T) {
@@ -59,9 +76,9 @@ func TestCurl(t *testing.T) {
 			"empty":             {url: base + "empty.bin", clientCase: clientCase{file: "empty.bin"}},
 			"multiple of 1468":  {url: base + "blocks1468.bin", clientCase: clientCase{file: "blocks1468.bin", args: []string{"--tftp-blksize", "1468"}}},
 			// curl drops the "/" that separates host and path (RFC 3617), so "//" sends "/etc/passwd".
-			"absolute":  {url: base + "/etc/passwd", clientCase: clientCase{file: "/etc/passwd", wantErr: ErrRefused}},
-			"traversal": {url: base + "../etc/passwd", clientCase: clientCase{file: "../etc/passwd", args: []string{"--path-as-is"}, wantErr: ErrRefused}},
-			"unknown":   {url: base + "pxelinux.0", clientCase: clientCase{file: "pxelinux.0", wantErr: ErrNotFound}},
+			"absolute":  {url: base + "/etc/passwd", clientCase: clientCase{file: "/etc/passwd", wantErr: ErrRefused, wantCode: codeAccess}},
+			"traversal": {url: base + "../etc/passwd", clientCase: clientCase{file: "../etc/passwd", args: []string{"--path-as-is"}, wantErr: ErrRefused, wantCode: codeAccess}},
+			"unknown":   {url: base + "pxelinux.0", clientCase: clientCase{file: "pxelinux.0", wantErr: ErrNotFound, wantCode: codeNotFound}},
 		}
 		for name, tc := range tests {
 			t.Run(fmt.Sprintf("anticipate %d/%s", anticipate, name), func(t *testing.T) {
@@ -85,12 +102,12 @@ func TestTFTPHPA(t *testing.T) {
 			"efi 1 MiB":         {file: "ipxe-amd64.efi"},
 			"empty":             {file: "empty.bin"},
 			"multiple of 512":   {file: "blocks512.bin"},
-			"absolute":          {file: "/etc/passwd", wantErr: ErrRefused},
-			"traversal":         {file: "../etc/passwd", wantErr: ErrRefused},
-			"deep traversal":    {file: "../../../../../../etc/passwd", wantErr: ErrRefused},
-			"unknown":           {file: "pxelinux.0", wantErr: ErrNotFound},
-			"directory":         {file: "sub/inner.bin", wantErr: ErrRefused},
-			"windows separator": {file: `\etc\passwd`, wantErr: ErrRefused},
+			"absolute":          {file: "/etc/passwd", wantErr: ErrRefused, wantCode: codeAccess},
+			"traversal":         {file: "../etc/passwd", wantErr: ErrRefused, wantCode: codeAccess},
+			"deep traversal":    {file: "../../../../../../etc/passwd", wantErr: ErrRefused, wantCode: codeAccess},
+			"unknown":           {file: "pxelinux.0", wantErr: ErrNotFound, wantCode: codeNotFound},
+			"directory":         {file: "sub/inner.bin", wantErr: ErrRefused, wantCode: codeAccess},
+			"windows separator": {file: `\etc\passwd`, wantErr: ErrRefused, wantCode: codeAccess},
 		}
 		for name, tc := range tests {
 			t.Run(fmt.Sprintf("anticipate %d/%s", anticipate, name), func(t *testing.T) {
@@ -100,6 +117,15 @@ func TestTFTPHPA(t *testing.T) {
 				checkClient(t, ts, tc, out, fileData(files, tc.file), msg, err)
 			})
 		}
+	}
+	// tftp-hpa's default mode is netascii, which would garble a binary.
+	ts := startServer(t, Config{})
+	msg, _ := runClient(t, tftpBin, "127.0.0.1", fmt.Sprint(ts.port()), "-c", "get", "undionly.kpxe", filepath.Join(t.TempDir(), "out"))
+	if !strings.Contains(msg, `Error code 4: illegal TFTP operation: unsupported mode "netascii"`) {
+		t.Errorf("netascii get: %q, want the unsupported-mode refusal", msg)
+	}
+	if tr := ts.next(t); !errors.Is(tr.Err, ErrRefused) || refuseReason(tr.Err) != reasonMode {
+		t.Errorf("netascii transfer = %+v, want refused for its mode", tr)
 	}
 }
 
@@ -112,7 +138,7 @@ func TestTFTPHPAPut(t *testing.T) {
 	}
 	for _, remote := range []string{"undionly.kpxe", "new.bin", "../tmp/x"} {
 		msg, err := runClient(t, tftpBin, "-l", "-m", "binary", "127.0.0.1", fmt.Sprint(ts.port()), "-c", "put", local, remote)
-		if !strings.Contains(msg, "Error code 1: access violation: write requests are refused") {
+		if !strings.Contains(msg, "Error code 4: illegal TFTP operation: write requests are refused") {
 			t.Errorf("put %s: %v, %q; want the read-only refusal", remote, err, msg)
 		}
 		if tr := ts.next(t); tr.File != remote || !errors.Is(tr.Err, ErrRefused) {
@@ -131,21 +157,20 @@ func checkClient(t *testing.T, ts *testServer, tc clientCase, out string, want [
 	if tr.File != tc.file {
 		t.Errorf("server saw %q, want %q", tr.File, tc.file)
 	}
-	// tftp-hpa 5.2 exits 0 after an error packet, printing "Error code N: message".
-	failed := err != nil || strings.Contains(msg, "Error code")
+	code, failed := errorCode(msg, err)
 	if tc.wantErr != nil {
-		if !failed {
-			t.Errorf("client succeeded, want a failure; output %q", msg)
+		if !failed || code != tc.wantCode {
+			t.Errorf("client reports code %d (failed %v), want code %d; output %q, %v", code, failed, tc.wantCode, msg, err)
 		}
-		if strings.Contains(msg, "Error code") && !strings.Contains(msg, "Error code 1: "+tc.wantErr.Error()) {
-			t.Errorf("client shows %q, want the %q wording", msg, tc.wantErr)
+		if strings.Contains(msg, "Error code") && !strings.Contains(msg, tr.Err.Error()) {
+			t.Errorf("client shows %q, want the server's wording %q", msg, tr.Err)
 		}
 		if !errors.Is(tr.Err, tc.wantErr) {
 			t.Errorf("transfer error = %v, want %v", tr.Err, tc.wantErr)
 		}
 		return
 	}
-	if failed {
+	if failed || err != nil {
 		t.Fatalf("client: %v: %s", err, msg)
 	}
 	got, err := os.ReadFile(out)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -52,7 +53,7 @@ type testServer struct {
 // ends, and checks that Serve then returns nil promptly.
 func startServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
-	ts := &testServer{reg: prometheus.NewRegistry(), events: make(chan Transfer, 100), done: make(chan error, 1)}
+	ts := &testServer{reg: prometheus.NewRegistry(), events: make(chan Transfer, 1024), done: make(chan error, 1)}
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
@@ -182,11 +183,6 @@ func ackPacket(block uint16) []byte {
 	return binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, opACK), block)
 }
 
-func errorPacket(code uint16, msg string) []byte {
-	p := binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, opERROR), code)
-	return append(append(p, msg...), 0)
-}
-
 // tftpError is an ERROR packet received from the server.
 type tftpError struct {
 	code uint16
@@ -194,6 +190,19 @@ type tftpError struct {
 }
 
 func (e *tftpError) Error() string { return fmt.Sprintf("TFTP error %d: %s", e.code, e.msg) }
+
+// parseError reads an ERROR packet exactly: opcode 5, a code, a message and one NUL that
+// ends the packet.
+func parseError(p []byte) (code uint16, msg string, ok bool) {
+	if len(p) < 5 || binary.BigEndian.Uint16(p) != opERROR || p[len(p)-1] != 0 {
+		return 0, "", false
+	}
+	msg = string(p[4 : len(p)-1])
+	if strings.IndexByte(msg, 0) >= 0 {
+		return 0, "", false
+	}
+	return binary.BigEndian.Uint16(p[2:]), msg, true
+}
 
 func parseOACK(p []byte) map[string]string {
 	fields := bytes.Split(bytes.TrimSuffix(p[2:], []byte{0}), []byte{0})

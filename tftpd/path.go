@@ -5,23 +5,6 @@ import (
 	"unicode/utf8"
 )
 
-// Reasons a request is refused; the values of the refused-requests metric's reason label.
-const (
-	reasonEmpty     = "empty"     // empty file name
-	reasonInvalid   = "invalid"   // NUL or control bytes, invalid UTF-8, longer than maxNameLen
-	reasonBackslash = "backslash" // Windows-style separators
-	reasonAbsolute  = "absolute"  // leading "/"
-	reasonTraversal = "traversal" // a ".." element
-	reasonDirectory = "directory" // any other directory part, or "."
-	reasonWrite     = "write"     // write request (WRQ)
-	reasonMalformed = "malformed" // packet on the server port that is not a valid request
-)
-
-var refuseReasons = []string{
-	reasonEmpty, reasonInvalid, reasonBackslash, reasonAbsolute, reasonTraversal,
-	reasonDirectory, reasonWrite, reasonMalformed,
-}
-
 // maxNameLen bounds a request name. A 516-byte request packet cannot carry much more anyway,
 // and every name bootstrapd serves is a short bare file name.
 const maxNameLen = 255

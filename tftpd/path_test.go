@@ -63,8 +63,8 @@ func TestParsePath(t *testing.T) {
 			if r := refuseReason(err); r != tc.reason {
 				t.Errorf("parsePath(%q) reason = %q, want %q (%v)", tc.in, r, tc.reason, err)
 			}
-			if !strings.HasPrefix(err.Error(), "access violation: ") {
-				t.Errorf("parsePath(%q) error %q does not start with the TFTP wording", tc.in, err)
+			if want := codeText[reasonCode[tc.reason]] + ": "; !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("parsePath(%q) error %q does not start with %q", tc.in, err, want)
 			}
 		})
 	}

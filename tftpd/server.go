@@ -1,6 +1,7 @@
 package tftpd
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pin/tftp/v3"
@@ -19,7 +22,7 @@ import (
 	"golang.org/x/net/ipv6"
 )
 
-// Config configures a Server. The zero value of every field but Files is usable.
+// Config configures a Server. Every field but Files has a safe zero value, noted on it.
 type Config struct {
 	// Addr is the UDP address to listen on; "" means ":69".
 	Addr string
@@ -29,7 +32,31 @@ type Config struct {
 	// file label values of the metrics; otherwise they are the regular files at its root.
 	Files fs.FS
 
-	// Logger receives one line per request; nil discards.
+	// Interfaces, when not empty, are the only interfaces served, by name: a request sent to
+	// an address that is not one of theirs is refused with an access violation (reason
+	// "interface"). bootstrapd passes the ProxyDHCP's list, so that TFTP answers only on the
+	// LAN it boots. The names must exist when New is called; their addresses are looked up
+	// again every 5 s. Empty (the default): every interface.
+	Interfaces []string
+
+	// MaxTransfers bounds the read transfers in flight; 0 means 512. A request over it is
+	// refused at once with one ERROR packet (access violation, reason "too_many_transfers")
+	// before any file is opened. Each transfer holds a socket, a goroutine and an open file
+	// until it ends, or until the client has been silent for Timeout × (Retries+1).
+	MaxTransfers int
+
+	// MaxPerSource bounds the read transfers in flight from one client IP address; 0 means
+	// 16. A request over it is refused as over MaxTransfers, with reason
+	// "too_many_from_source". A machine reads one file at a time: the margin is for the
+	// abandoned transfers of firmware that retries, and for several machines behind one NAT.
+	MaxPerSource int
+
+	// Grace is how long Serve lets the transfers in flight finish once its context ends;
+	// 0 means 2 s. Then Serve closes their sockets and returns, whatever the clients do.
+	Grace time.Duration
+
+	// Logger receives one line per request (refusals of one reason at most every 10 s, so
+	// that a flood does not fill the log); nil discards.
 	Logger *slog.Logger
 
 	// Registerer receives the metrics; nil does not register them (they are still counted).
@@ -38,7 +65,8 @@ type Config struct {
 	// Anticipate, when 2 or more, turns on pin/tftp's experimental anticipate mode: that many
 	// blocks (at most 60) are sent before the server waits for an ACK. Lock-step clients
 	// tolerate it and it is faster, but a packet lost inside a window stalls the transfer
-	// until it fails (TestLossRecovery, docs/PERFORMANCE.md). 0 (the default) or 1 is plain
+	// until it fails (TestLossRecovery, docs/PERFORMANCE.md). It also multiplies by the window
+	// what an unverified request gets back (see Retries). 0 (the default) or 1 is plain
 	// lock-step TFTP.
 	Anticipate uint
 
@@ -49,12 +77,18 @@ type Config struct {
 	// default of 5 s (docs/PERFORMANCE.md, "TFTP").
 	Timeout time.Duration
 
-	// Retries is how many times a block is sent before the transfer fails; 0 means 5.
+	// Retries is how many times a block or option acknowledgement is sent again before the
+	// transfer fails; 0 means 2, so each is sent at most 3 times. pin/tftp has one setting for
+	// every block, and the first one goes to an address nobody has verified yet: a request
+	// with a spoofed source gets the first block (or the OACK) Retries+1 times, plus one ERROR
+	// packet, reflected at its victim. 2 keeps that at three blocks; a block now fails the
+	// transfer only when it or its ACK is lost three times in a row.
 	Retries int
 
 	// OnTransfer, if set, is called once per read or write request when it ends, refused
 	// ones included, from the transfer's goroutine. It must be safe for concurrent use and
-	// should return quickly: the transfer's socket is still open while it runs.
+	// should return quickly: the transfer's socket is still open while it runs. It may be
+	// called after Serve has returned, for the transfers Serve abandoned.
 	OnTransfer func(Transfer)
 }
 
@@ -77,11 +111,27 @@ type Server struct {
 	onTransfer func(Transfer)
 	conn       *net.UDPConn
 	tftp       *tftp.Server
+	slots      *slots
+	ifaces     *ifaceAddrs // nil: every interface
+	grace      time.Duration
+	warn       *warnLimiter
+	stopping   atomic.Bool // Serve's context has ended
 
 	mu      sync.Mutex
 	started bool // Serve was called
 	closed  bool // the socket was closed
 }
+
+// Defaults of the Config fields whose zero value means "the default".
+const (
+	defaultMaxTransfers = 512
+	defaultMaxPerSource = 16
+	defaultGrace        = 2 * time.Second
+	defaultTimeout      = time.Second
+	defaultRetries      = 2
+	ifaceTTL            = 5 * time.Second
+	warnEvery           = 10 * time.Second
+)
 
 // New validates cfg and binds the UDP socket, so that an address in use or a privileged port
 // fails here, before anything is served. Bind errors wrap the system error:
@@ -90,12 +140,25 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Files == nil {
 		return nil, errors.New("tftpd: Config.Files is nil")
 	}
-	if cfg.Addr == "" {
-		cfg.Addr = ":69"
+	for name, v := range map[string]int64{
+		"MaxTransfers": int64(cfg.MaxTransfers), "MaxPerSource": int64(cfg.MaxPerSource),
+		"Grace": int64(cfg.Grace), "Timeout": int64(cfg.Timeout), "Retries": int64(cfg.Retries),
+	} {
+		if v < 0 {
+			return nil, fmt.Errorf("tftpd: Config.%s is negative", name)
+		}
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = time.Second
+	for _, name := range cfg.Interfaces {
+		if _, err := net.InterfaceByName(name); err != nil {
+			return nil, fmt.Errorf("tftpd: interface %q: %w", name, err)
+		}
 	}
+	cfg.Addr = cmp.Or(cfg.Addr, ":69")
+	cfg.MaxTransfers = cmp.Or(cfg.MaxTransfers, defaultMaxTransfers)
+	cfg.MaxPerSource = cmp.Or(cfg.MaxPerSource, defaultMaxPerSource)
+	cfg.Grace = cmp.Or(cfg.Grace, defaultGrace)
+	cfg.Timeout = cmp.Or(cfg.Timeout, defaultTimeout)
+	cfg.Retries = cmp.Or(cfg.Retries, defaultRetries)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -125,6 +188,12 @@ func New(cfg Config) (*Server, error) {
 		metrics:    m,
 		onTransfer: cfg.OnTransfer,
 		conn:       conn,
+		slots:      newSlots(cfg.MaxTransfers, cfg.MaxPerSource),
+		grace:      cfg.Grace,
+		warn:       &warnLimiter{every: warnEvery},
+	}
+	if len(cfg.Interfaces) > 0 {
+		s.ifaces = &ifaceAddrs{names: slices.Clone(cfg.Interfaces), ttl: ifaceTTL}
 	}
 	s.tftp = tftp.NewServer(s.read, s.write)
 	s.tftp.SetAnticipate(cfg.Anticipate)
@@ -138,9 +207,10 @@ func New(cfg Config) (*Server, error) {
 // Addr is the bound address, with the actual port when Config.Addr asked for port 0.
 func (s *Server) Addr() net.Addr { return s.conn.LocalAddr() }
 
-// Serve answers requests until ctx ends, then stops taking new requests, lets the transfers
-// in flight finish (each is bounded by Timeout × Retries of silence), closes the socket and
-// returns nil. It can be called once.
+// Serve answers requests until ctx ends. Then it closes the socket, so that no request is
+// taken any more, lets the transfers in flight run for at most Config.Grace, closes the
+// sockets of those still running (they end with an error) and returns nil. It can be called
+// once.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
 	if s.started || s.closed {
@@ -159,12 +229,24 @@ func (s *Server) Serve(ctx context.Context) error {
 		// pin/tftp returns by itself only when it cannot start on the socket.
 		err = fmt.Errorf("tftp serve %s: %w", s.Addr(), err)
 	}
-	s.tftp.Shutdown()
-	if err == nil {
-		<-done
-	}
-	// Shutdown closes only a socket pin/tftp has already taken, which it may not have yet.
+	s.stopping.Store(true)
+	// pin/tftp's Shutdown closes only a socket it has already taken, which it may not have yet.
 	s.closeConn()
+	// Shutdown waits for every transfer, however slow its client: it must not hold Serve.
+	finished := make(chan struct{})
+	go func() {
+		s.tftp.Shutdown()
+		close(finished)
+	}()
+	grace := time.NewTimer(s.grace)
+	defer grace.Stop()
+	select {
+	case <-finished:
+	case <-grace.C:
+		if n := s.slots.abandon(); n > 0 {
+			s.log.Warn("TFTP shutdown: grace period over, abandoning transfers", "transfers", n, "grace", s.grace)
+		}
+	}
 	return err
 }
 
@@ -190,41 +272,71 @@ func (s *Server) closeConn() error {
 	return s.conn.Close()
 }
 
-// read is pin/tftp's read handler. An error it returns is sent to the client as the message
-// of a TFTP error packet; pin/tftp has already sent one for errors of rf.ReadFrom.
-func (s *Server) read(name string, rf io.ReaderFrom) error {
-	t := Transfer{File: name}
-	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
-		t.Remote = addrPort(ot.RemoteAddr())
+// reqInfo is what a handler knows of a request.
+type reqInfo struct {
+	remote net.UDPAddr
+	local  net.IP       // the address the request was sent to; nil if unknown
+	conn   *net.UDPConn // the transfer's socket; nil if it cannot be had (see transferConn)
+	mode   string       // "" if it cannot be read (see transferMode)
+}
+
+func newRequest(transfer any) reqInfo {
+	r := reqInfo{conn: transferConn(transfer), mode: transferMode(transfer)}
+	if rt, ok := transfer.(interface{ RemoteAddr() net.UDPAddr }); ok {
+		r.remote = rt.RemoteAddr()
 	}
+	if pi, ok := transfer.(tftp.RequestPacketInfo); ok {
+		r.local = pi.LocalIP()
+	}
+	return r
+}
+
+func (r reqInfo) source() netip.Addr { return addrPort(r.remote).Addr() }
+
+// read is pin/tftp's read handler. An error it returns has already been sent to the client
+// (see reject); pin/tftp has already sent one for errors of rf.ReadFrom.
+func (s *Server) read(name string, rf io.ReaderFrom) error {
+	req := newRequest(rf)
+	t := Transfer{File: name, Remote: addrPort(req.remote)}
 	start := time.Now()
-	t.Bytes, t.Err = s.send(name, rf)
+	t.Bytes, t.Err = s.send(req, name, rf)
 	t.Duration = time.Since(start)
 	s.finish(t)
 	return t.Err
 }
 
-func (s *Server) send(name string, rf io.ReaderFrom) (int64, error) {
+func (s *Server) send(req reqInfo, name string, rf io.ReaderFrom) (int64, error) {
+	if err := s.checkInterface(req); err != nil {
+		return 0, s.reject(req, err)
+	}
+	// pin/tftp would serve any other mode as octet, and netascii would garble a binary.
+	if req.mode != "" && !strings.EqualFold(req.mode, "octet") {
+		return 0, s.reject(req, refuse(reasonMode, fmt.Sprintf("unsupported mode %q, this server sends binaries in octet mode", req.mode)))
+	}
 	clean, err := parsePath(name)
 	if err != nil {
-		return 0, err
+		return 0, s.reject(req, err)
 	}
+	if err := s.slots.acquire(req.source(), req.conn); err != nil {
+		return 0, s.reject(req, err)
+	}
+	defer s.slots.release(req.source(), req.conn)
 	f, err := s.files.Open(clean)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) {
-		return 0, fmt.Errorf("%w: %q", ErrNotFound, clean)
+		return 0, s.reject(req, notFound(clean))
 	}
 	if err != nil {
 		s.log.Error("TFTP open failed", "file", clean, "err", err)
-		return 0, fmt.Errorf("open %q: server read error", clean)
+		return 0, s.reject(req, fmt.Errorf("open %q: server read error", clean))
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
 		s.log.Error("TFTP stat failed", "file", clean, "err", err)
-		return 0, fmt.Errorf("stat %q: server read error", clean)
+		return 0, s.reject(req, fmt.Errorf("stat %q: server read error", clean))
 	}
 	if !st.Mode().IsRegular() {
-		return 0, fmt.Errorf("%w: %q", ErrNotFound, clean)
+		return 0, s.reject(req, notFound(clean))
 	}
 	// Reported whether or not f can seek: firmware sizes its buffer from tsize.
 	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
@@ -232,9 +344,46 @@ func (s *Server) send(name string, rf io.ReaderFrom) (int64, error) {
 	}
 	n, err := rf.ReadFrom(f)
 	if err != nil {
+		if s.slots.isAbandoned() {
+			err = fmt.Errorf("abandoned at shutdown: %w", err)
+		}
 		return n, fmt.Errorf("send %q: %w", clean, classify(err))
 	}
 	return n, nil
+}
+
+// checkInterface refuses a request sent to an address outside Config.Interfaces.
+func (s *Server) checkInterface(req reqInfo) error {
+	if s.ifaces == nil {
+		return nil
+	}
+	ip, ok := netip.AddrFromSlice(req.local)
+	if !ok {
+		// No destination address (the system gave none): it cannot be shown to be ours.
+		return refuse(reasonInterface, "request arrived on an interface this server does not serve")
+	}
+	if !s.ifaces.has(ip) {
+		return refuse(reasonInterface, fmt.Sprintf("%s is not served, this server answers on %s", ip.Unmap(), strings.Join(s.ifaces.names, ", ")))
+	}
+	return nil
+}
+
+// reject answers a request that will not be served with one ERROR packet carrying the RFC
+// 1350 code of err (see wireError), sent from the transfer's own socket, which it then
+// closes; it returns err. It must be called before ReadFrom or WriteTo. pin/tftp, which gets
+// err back from the handler, would send it again with code 1, but finds the socket closed
+// and sends nothing (pintftp.go). Without the socket, pin/tftp's packet is all the client
+// gets.
+func (s *Server) reject(req reqInfo, err error) error {
+	if req.conn == nil {
+		return err
+	}
+	code, msg := wireError(err)
+	if _, werr := req.conn.WriteToUDP(errorPacket(code, msg), &req.remote); werr != nil {
+		s.log.Debug("TFTP error packet not sent", "remote", req.remote.String(), "err", werr)
+	}
+	_ = req.conn.Close()
+	return err
 }
 
 // classify marks errors of pin/tftp that are the client's doing. pin/tftp v3.1.0 reports an
@@ -253,10 +402,13 @@ func classify(err error) error {
 
 // write is pin/tftp's write handler: bootstrapd's TFTP is read-only.
 func (s *Server) write(name string, wt io.WriterTo) error {
-	t := Transfer{File: name, Err: refuse(reasonWrite, "write requests are refused, this server is read-only")}
-	if it, ok := wt.(tftp.IncomingTransfer); ok {
-		t.Remote = addrPort(it.RemoteAddr())
+	req := newRequest(wt)
+	t := Transfer{File: name, Remote: addrPort(req.remote)}
+	t.Err = s.checkInterface(req)
+	if t.Err == nil {
+		t.Err = refuse(reasonWrite, "write requests are refused, this server is read-only")
 	}
+	t.Err = s.reject(req, t.Err)
 	s.finish(t)
 	return t.Err
 }
@@ -272,9 +424,12 @@ func (s *Server) finish(t Transfer) {
 		s.metrics.duration.Observe(t.Duration.Seconds())
 		log.Info("TFTP sent", "bytes", t.Bytes, "duration", t.Duration)
 	case errors.Is(t.Err, ErrRefused):
+		reason := refuseReason(t.Err)
 		s.metrics.transfers.WithLabelValues(file, resultRefused).Inc()
-		s.metrics.refused.WithLabelValues(refuseReason(t.Err)).Inc()
-		log.Warn("TFTP request refused", "err", t.Err)
+		s.metrics.refused.WithLabelValues(reason).Inc()
+		if ok, held := s.warn.allow(reason); ok {
+			log.Warn("TFTP request refused", "reason", reason, "err", t.Err, "refusals_not_logged", held)
+		}
 	case errors.Is(t.Err, ErrNotFound):
 		s.metrics.transfers.WithLabelValues(file, resultNotFound).Inc()
 		// iPXE EFI asks for an optional autoexec.ipxe on every boot: not worth a warning.
@@ -307,6 +462,9 @@ func (h hook) OnFailure(st tftp.TransferStats, err error) {
 	if st.RemoteAddr != nil {
 		return // a transfer's failure, already accounted by read or write
 	}
+	if h.s.stopping.Load() {
+		return // the request loop reading the socket Serve has just closed
+	}
 	if _, ok := errors.AsType[*net.OpError](err); ok {
 		// pin/tftp could not open the transfer's own socket.
 		h.s.log.Error("TFTP transfer socket", "err", err)
@@ -314,4 +472,32 @@ func (h hook) OnFailure(st tftp.TransferStats, err error) {
 	}
 	h.s.metrics.refused.WithLabelValues(reasonMalformed).Inc()
 	h.s.log.Debug("TFTP malformed packet dropped", "err", err)
+}
+
+// warnLimiter keeps a flood of refusals from filling the log: one line per reason per
+// interval, which says how many refusals of that reason went unlogged before it. The metrics
+// count every one. Reasons are a fixed set, so the maps stay small.
+type warnLimiter struct {
+	every time.Duration
+
+	mu   sync.Mutex
+	last map[string]time.Time
+	held map[string]int
+}
+
+func (w *warnLimiter) allow(reason string) (ok bool, held int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	if last, seen := w.last[reason]; seen && now.Sub(last) < w.every {
+		w.held[reason]++
+		return false, 0
+	}
+	if w.last == nil {
+		w.last, w.held = map[string]time.Time{}, map[string]int{}
+	}
+	w.last[reason] = now
+	held = w.held[reason]
+	delete(w.held, reason)
+	return true, held
 }

@@ -104,16 +104,17 @@ func TestPinClientErrors(t *testing.T) {
 		file    string
 		wantErr error
 		reason  string // refused reason, for ErrRefused
-		message string // in the client's error
+		message string // in the client's error, after the code
 	}{
-		"traversal":        {file: "../etc/passwd", wantErr: ErrRefused, reason: reasonTraversal, message: `access violation: ".." in file name`},
-		"absolute":         {file: "/etc/passwd", wantErr: ErrRefused, reason: reasonAbsolute, message: "access violation: absolute path"},
-		"absolute catalog": {file: "/undionly.kpxe", wantErr: ErrRefused, reason: reasonAbsolute, message: "access violation: absolute path"},
-		"backslash":        {file: `..\..\etc\passwd`, wantErr: ErrRefused, reason: reasonBackslash, message: "access violation: backslash"},
-		"subdirectory":     {file: "sub/inner.bin", wantErr: ErrRefused, reason: reasonDirectory, message: "access violation: directories"},
-		"dot":              {file: ".", wantErr: ErrRefused, reason: reasonDirectory, message: "access violation: directories"},
-		"unknown":          {file: "pxelinux.0", wantErr: ErrNotFound, message: `file not found: "pxelinux.0"`},
-		"directory":        {file: "sub", wantErr: ErrNotFound, message: `file not found: "sub"`},
+		"traversal":        {file: "../etc/passwd", wantErr: ErrRefused, reason: reasonTraversal, message: `code: 2, message: access violation: ".." in file name`},
+		"absolute":         {file: "/etc/passwd", wantErr: ErrRefused, reason: reasonAbsolute, message: "code: 2, message: access violation: absolute path"},
+		"absolute catalog": {file: "/undionly.kpxe", wantErr: ErrRefused, reason: reasonAbsolute, message: "code: 2, message: access violation: absolute path"},
+		"backslash":        {file: `..\..\etc\passwd`, wantErr: ErrRefused, reason: reasonBackslash, message: "code: 2, message: access violation: backslash"},
+		"subdirectory":     {file: "sub/inner.bin", wantErr: ErrRefused, reason: reasonDirectory, message: "code: 2, message: access violation: directories"},
+		"dot":              {file: ".", wantErr: ErrRefused, reason: reasonDirectory, message: "code: 2, message: access violation: directories"},
+		"control":          {file: "a\tb", wantErr: ErrRefused, reason: reasonInvalid, message: "code: 4, message: illegal TFTP operation: control character"},
+		"unknown":          {file: "pxelinux.0", wantErr: ErrNotFound, message: `code: 1, message: file not found: "pxelinux.0"`},
+		"directory":        {file: "sub", wantErr: ErrNotFound, message: `code: 1, message: file not found: "sub"`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -133,8 +134,8 @@ func TestPinClientErrors(t *testing.T) {
 			}
 		})
 	}
-	if got := ts.transfers(otherFile, resultRefused); got != 6 {
-		t.Errorf("transfers{other,refused} = %v, want 6", got)
+	if got := ts.transfers(otherFile, resultRefused); got != 7 {
+		t.Errorf("transfers{other,refused} = %v, want 7", got)
 	}
 	if got := ts.transfers(otherFile, resultNotFound); got != 2 {
 		t.Errorf("transfers{other,not-found} = %v, want 2", got)
@@ -148,8 +149,8 @@ func TestWriteRefused(t *testing.T) {
 		if err == nil {
 			_, err = rf.ReadFrom(strings.NewReader("overwrite"))
 		}
-		if err == nil || !strings.Contains(err.Error(), "access violation: write requests are refused") {
-			t.Errorf("Send(%q) error = %v, want the read-only refusal", name, err)
+		if err == nil || !strings.Contains(err.Error(), "code=4, error: illegal TFTP operation: write requests are refused") {
+			t.Errorf("Send(%q) error = %v, want the read-only refusal with code 4", name, err)
 		}
 		if tr := ts.next(t); tr.File != name || !errors.Is(tr.Err, ErrRefused) {
 			t.Errorf("transfer = %+v, want %q refused", tr, name)
@@ -166,32 +167,46 @@ func TestWriteRefused(t *testing.T) {
 	}
 }
 
-// TestRawRequests sends what the real clients cannot: NUL bytes inside the request.
+// TestRawRequests sends what the real clients cannot: NUL bytes inside the request, odd modes.
 func TestRawRequests(t *testing.T) {
 	files := testFiles()
 	ts := startServer(t, Config{})
 	tests := map[string]struct {
 		packet   []byte
-		wantData []byte // nil: want an error packet with wantMsg
+		wantData []byte // nil: want an error packet with wantCode and wantMsg
+		wantCode uint16
 		wantMsg  string
 	}{
 		"empty name": {
-			packet:  request(opRRQ, "", "octet"),
-			wantMsg: "access violation: empty file name",
-		},
-		"NUL before the name": {
-			packet:  append([]byte{0, opRRQ, 0}, "undionly.kpxe\x00octet\x00"...),
-			wantMsg: "access violation: empty file name",
+			packet:   request(opRRQ, "", "octet"),
+			wantCode: codeIllegal,
+			wantMsg:  "illegal TFTP operation: empty file name",
 		},
 		// The request format ends the name at the first NUL: what follows is the mode, so a
-		// NUL-spliced path can only ever name a bare file.
+		// NUL-spliced path can only ever be a mode, and only octet is served.
+		"NUL before the name": {
+			packet:   append([]byte{0, opRRQ, 0}, "undionly.kpxe\x00octet\x00"...),
+			wantCode: codeIllegal,
+			wantMsg:  `illegal TFTP operation: unsupported mode "undionly.kpxe"`,
+		},
 		"NUL-spliced traversal": {
 			packet:   request(opRRQ, "undionly.kpxe", "../../etc/passwd"),
-			wantData: files["undionly.kpxe"].Data[:512],
+			wantCode: codeIllegal,
+			wantMsg:  `illegal TFTP operation: unsupported mode "../../etc/passwd"`,
 		},
 		"netascii mode": {
-			packet:  request(opRRQ, "../etc/passwd", "netascii"),
-			wantMsg: "access violation",
+			packet:   request(opRRQ, "../etc/passwd", "netascii"),
+			wantCode: codeIllegal,
+			wantMsg:  `illegal TFTP operation: unsupported mode "netascii"`,
+		},
+		"mail mode": {
+			packet:   request(opRRQ, "undionly.kpxe", "mail"),
+			wantCode: codeIllegal,
+			wantMsg:  `illegal TFTP operation: unsupported mode "mail"`,
+		},
+		"octet in capitals": {
+			packet:   request(opRRQ, "undionly.kpxe", "OCTET"),
+			wantData: files["undionly.kpxe"].Data[:512],
 		},
 	}
 	for name, tc := range tests {
@@ -213,8 +228,9 @@ func TestRawRequests(t *testing.T) {
 				ts.next(t)
 				return
 			}
-			if p[1] != opERROR || !strings.Contains(string(p[4:]), tc.wantMsg) {
-				t.Fatalf("got %q, want an ERROR packet with %q", p, tc.wantMsg)
+			code, msg, ok := parseError(p)
+			if !ok || code != tc.wantCode || !strings.HasPrefix(msg, tc.wantMsg) {
+				t.Fatalf("got %q, want an ERROR packet with code %d and %q", p, tc.wantCode, tc.wantMsg)
 			}
 			if tr := ts.next(t); !errors.Is(tr.Err, ErrRefused) {
 				t.Errorf("transfer error = %v, want ErrRefused", tr.Err)
