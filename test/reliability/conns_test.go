@@ -38,9 +38,10 @@ func TestConcurrentClientsAndIdleConnections(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			raiseNoFile(t, uint64(tc.idle+tc.clients+256))
-			var over map[string]string
+			// Silent connections stay open for the whole test unless the cap closes them.
+			over := map[string]string{"http.read_header_timeout": "2m"}
 			if tc.maxConns > 0 {
-				over = map[string]string{"http.max_connections": fmt.Sprint(tc.maxConns)}
+				over["http.max_connections"] = fmt.Sprint(tc.maxConns)
 			}
 			d := newDaemon(t, over)
 			kernel := make([]byte, kernelSize)
@@ -125,8 +126,11 @@ func TestConcurrentClientsAndIdleConnections(t *testing.T) {
 			// Which silent connections did the daemon close?
 			closed := 0
 			one := make([]byte, 1)
+			probeEnd := time.Now().Add(100 * time.Millisecond)
 			for _, c := range idle {
-				c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+				c.SetReadDeadline(probeEnd)
+			}
+			for _, c := range idle {
 				if _, err := c.Read(one); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 					closed++
 				}
@@ -138,6 +142,9 @@ func TestConcurrentClientsAndIdleConnections(t *testing.T) {
 				closed, evictedAfter-evictedBefore, m)
 			if ok != tc.clients {
 				t.Errorf("%d of %d downloads were not a whole 200, e.g.:\n%v", tc.clients-ok, tc.clients, bad)
+			}
+			if tc.maxConns == 0 && closed > 0 {
+				t.Errorf("%d of %d silent connections were closed below the connection cap", closed, tc.idle)
 			}
 			if tc.maxConns > 0 {
 				if !found {
