@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
@@ -25,10 +26,11 @@ const (
 const (
 	// MaxStageLen and MaxDetailLen bound Event.Stage and Event.Detail: longer ones are cut,
 	// on a UTF-8 boundary, since a truncated detail still tells the operator something.
+	// Invalid UTF-8 and control characters become U+FFFD before the cut.
 	MaxStageLen  = 32
 	MaxDetailLen = 256
-	// MaxArchLen and MaxIPLen bound Seen.Arch and Seen.IP: longer ones (or invalid UTF-8)
-	// are dropped, since a cut architecture or address would be a wrong one. 45 bytes is
+	// MaxArchLen and MaxIPLen bound Seen.Arch and Seen.IP: longer ones (or invalid UTF-8,
+	// or with control characters) are dropped, since a cut architecture or address would be a wrong one. 45 bytes is
 	// the longest textual IPv6 address (IPv4-mapped).
 	MaxArchLen = 16
 	MaxIPLen   = 45
@@ -70,11 +72,13 @@ func (s *DB) MarkSeen(mac, arch, ip string) error {
 	}
 	a.seen.LastSeen = now
 	a.seen.Count++
-	if arch != "" {
-		a.seen.Arch = arch
+	// Cloned: a caller's string is often a slice of the whole request (a URL query value
+	// is), which a 16-byte field would otherwise keep alive until the flush.
+	if arch != "" && arch != a.seen.Arch {
+		a.seen.Arch = strings.Clone(arch)
 	}
-	if ip != "" {
-		a.seen.IP = ip
+	if ip != "" && ip != a.seen.IP {
+		a.seen.IP = strings.Clone(ip)
 	}
 	return nil
 }
@@ -166,21 +170,32 @@ func lastN[T any](s []T, n int) []T {
 	return s
 }
 
-// dropLong returns s, or "" if it is longer than n bytes or not UTF-8.
+// dropLong returns s, or "" if it is longer than n bytes, not UTF-8 or holds a control
+// character: an architecture or an address has none, and an escape sequence would reach
+// the operator's terminal through `bootstrapd node` listings.
 func dropLong(s string, n int) string {
-	if len(s) > n || !utf8.ValidString(s) {
+	if len(s) > n || !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
 		return ""
 	}
 	return s
 }
 
-// truncate cuts s to at most n bytes of valid UTF-8, without splitting a character.
+// truncate cuts s to at most n bytes of valid UTF-8 without control characters (replaced by
+// U+FFFD, for the operator's terminal), never splitting a character.
 func truncate(s string, n int) string {
 	if len(s) > n {
 		// Bounds the work below to n bytes, whatever the caller passed.
 		s = s[:n]
 	}
 	s = strings.ToValidUTF8(s, "\uFFFD")
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		s = strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return utf8.RuneError
+			}
+			return r
+		}, s)
+	}
 	if len(s) <= n {
 		return s
 	}

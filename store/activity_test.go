@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -575,6 +576,14 @@ func TestFieldBounds(t *testing.T) {
 			detail: strings.Repeat("€", 200),
 			wantEv: Event{Detail: strings.Repeat("€", MaxDetailLen/3)},
 		},
+		"control characters": {
+			arch: "EFI\x1b[31m", ip: "10.0.0.1\n", stage: "tftp\x00", detail: "a\x1b[2Jb\u0085",
+			want: Seen{}, wantEv: Event{Stage: "tftp\uFFFD", Detail: "a\uFFFD[2Jb\uFFFD"},
+		},
+		"a replaced control character does not push past the bound": {
+			detail: strings.Repeat("d", MaxDetailLen-1) + "\x07",
+			wantEv: Event{Detail: strings.Repeat("d", MaxDetailLen-1)},
+		},
 		"invalid UTF-8": {
 			arch: "EFI\xff", stage: "off\xffer", detail: "a\xc3",
 			want: Seen{}, wantEv: Event{Stage: "off\uFFFDer", Detail: "a\uFFFD"},
@@ -809,5 +818,54 @@ func TestMetricsRegistered(t *testing.T) {
 	// A second store on the same registry is a configuration error, not a panic.
 	if _, err := Open(t.TempDir()+"/other.db", Options{Registerer: reg}); err == nil {
 		t.Error("second registration succeeded")
+	}
+}
+
+// TestActivityDoesNotPinCallerBuffers: a kept field is a copy, not a slice of the caller's
+// (possibly huge) string, which would stay in memory until the flush.
+func TestActivityDoesNotPinCallerBuffers(t *testing.T) {
+	db, _ := openTest(t, Options{})
+	const mac = "52:54:00:00:00:01"
+	query := "EFI x86-64" + strings.Repeat("&pad=x", 1000)
+	arch := query[:len("EFI x86-64")]
+	detail := strings.Repeat("d", 1<<20)
+	must(t, db.MarkSeen(mac, arch, "192.0.2.1"))
+	must(t, db.AppendEvent(mac, Event{Stage: detail[:10], Detail: detail}))
+	db.mu.Lock()
+	a := db.pending[mac]
+	db.mu.Unlock()
+	for name, c := range map[string]struct{ kept, caller string }{
+		"arch": {a.seen.Arch, query}, "stage": {a.events[0].Stage, detail}, "detail": {a.events[0].Detail, detail},
+	} {
+		if unsafe.StringData(c.kept) == unsafe.StringData(c.caller) {
+			t.Errorf("%s shares the caller's buffer", name)
+		}
+	}
+}
+
+func TestTimeField(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
+	tests := map[string]struct {
+		v     string
+		field string
+		want  time.Time
+		ok    bool
+	}{
+		"event as stored":   {v: `{"time":"2026-01-02T03:04:05.123456789Z","stage":"x"}`, field: "time", want: at, ok: true},
+		"seen as stored":    {v: `{"mac":"m","first_seen":"2020-01-01T00:00:00Z","last_seen":"2026-01-02T03:04:05.123456789Z","arch":"\"last_seen\":\"1999"}`, field: "last_seen", want: at, ok: true},
+		"other order":       {v: `{"arch":"x","last_seen":"2026-01-02T03:04:05.123456789Z"}`, field: "last_seen", want: at, ok: true},
+		"spaced (decoded)":  {v: `{"time" : "2026-01-02T03:04:05.123456789Z"}`, field: "time", want: at, ok: true},
+		"missing":           {v: `{"stage":"x"}`, field: "time"},
+		"not a time":        {v: `{"time":"yesterday"}`, field: "time"},
+		"not JSON":          {v: `garbage`, field: "time"},
+		"pattern in string": {v: `{"stage":"\"time\":\"2026-01-02T03:04:05Z"}`, field: "time"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, ok := timeField([]byte(tc.v), tc.field)
+			if ok != tc.ok || !got.Equal(tc.want) {
+				t.Fatalf("timeField = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
 	}
 }

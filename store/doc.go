@@ -1,8 +1,66 @@
 // Package store keeps bootstrapd's state in one bbolt file: node records (MAC → network, farm
-// id, kernel arguments, kernel override), the nodes that asked for a script (seen), and each
-// node's recent boot events.
+// id, kernel arguments, kernel override), the MACs that asked for something (seen), and each
+// MAC's recent boot events.
 //
-// Every write is one bbolt transaction, so a crash never leaves half a record or half an
-// import. Only the daemon opens the file: bbolt takes an exclusive flock, and a second process
-// gets ErrLocked instead of waiting forever.
+// # Records and activity
+//
+// Records are an authenticated operator's: every record write (CreateNode, UpdateNode,
+// ImportNodes, DeleteNode) is one durable bbolt transaction, so a crash never leaves half a
+// record or half an import.
+//
+// Activity (MarkSeen, AppendEvent) comes from unauthenticated network requests, so it is
+// written behind: it goes to memory under a mutex held for a map update, and Run writes all
+// of it in one transaction every FlushInterval (1 s). A request never waits on the disk.
+// kill -9 loses at most one FlushInterval of activity; Close (SIGTERM) flushes first and
+// loses nothing. A flush that fails (disk full) keeps its activity for the next one.
+//
+// Reads (ListSeen, GetSeen, Events, CountNodes) merge the pending activity into what is on
+// disk instead of flushing: an operator's read or a /metrics scrape never writes. A flush
+// is atomic for them, so every mark and event shows exactly once.
+//
+// Only the daemon opens the file: bbolt takes an exclusive flock, and a second process gets
+// ErrLocked instead of waiting forever.
+//
+// # Bounds
+//
+// Everything the network can make the store hold is bounded, here rather than in the
+// callers, since the store is the last line:
+//
+//   - strings: Event.Stage 32 bytes, Event.Detail 256 (cut on a character), Seen.Arch 16 and
+//     Seen.IP 45 (longer ones dropped); control characters and invalid UTF-8 never stored.
+//   - MACs without a record ("discovered": a seen entry, events, or both): at most
+//     MaxDiscovered (10000) on disk, the least recently heard of evicted with their events
+//     (bootstrapd_store_discovered_evicted_total). MACs with a record are bounded by the
+//     records and never evicted.
+//   - events: MaxEvents (50) per MAC; older than EventTTL (7 days) they expire, and so do
+//     seen entries of MACs without a record (bootstrapd_store_expired_total).
+//   - memory: at most MaxDiscovered pending MACs without a record, plus one per record, each
+//     with at most MaxEvents pending events; beyond that new activity is dropped
+//     (bootstrapd_store_activity_dropped_total). A pending event takes about 350 bytes
+//     (288 of strings), so with the defaults and no records the pending activity stays
+//     under 10000 × 50 × 350 B ≈ 175 MB even if every MAC sends 50 events within one
+//     FlushInterval; short of that it is the activity of one interval.
+//
+// # Size of the file
+//
+// On disk (JSON as putJSON writes it, where no character costs more than two bytes) and in
+// bbolt's pages (16-byte element header per key):
+//
+//   - a seen entry: at most 320 B (287 of JSON with a 16-byte arch and a 45-byte IP of
+//     escaped characters, a 17-byte key, a 16-byte header);
+//   - an event: at most 664 B (640 of JSON with a 32-byte stage and a 256-byte detail of
+//     escaped characters, an 8-byte sequence key, a 16-byte header).
+//
+// With N = MaxDiscovered + records, P = 4096-byte pages and E = MaxEvents:
+//
+//	per MAC = 2 × (320 + 49)                      seen entry and timeline key, pages ≥ half full
+//	        + (⌈E × 664 / P⌉ + 2) × P             timeline: full pages, a part-empty one at each end
+//	file   ≤ 2 × N × per MAC + 32 MiB             copy-on-write high-water mark, bbolt's 16 MiB growth
+//
+// For the defaults (N = 10000, E = 50): per MAC = 738 + 11 × 4096 = 45794 B, so the file
+// stays under 949434432 B (905.5 MiB) whatever the network sends. TestSpoofedMACFlood
+// measured 447438848 B (426.7 MiB) for 50,000 spoofed MACs with worst-case strings, 10,000
+// of them with full timelines, and 45907968 B (43.8 MiB) for the 50,000 with one event each
+// (bound 280.5 MiB). A file that grew before these bounds existed keeps its size (bbolt never
+// shrinks a file; `bbolt compact` does, offline) but reuses the freed pages.
 package store

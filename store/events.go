@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -28,7 +29,9 @@ func (s *DB) AppendEvent(mac string, ev Event) error {
 		ev.Time = s.now()
 	}
 	ev.Time = ev.Time.UTC()
-	ev.Stage, ev.Detail = truncate(ev.Stage, MaxStageLen), truncate(ev.Detail, MaxDetailLen)
+	// Cloned, as in MarkSeen: a cut string still shares the caller's whole buffer.
+	ev.Stage = strings.Clone(truncate(ev.Stage, MaxStageLen))
+	ev.Detail = strings.Clone(truncate(ev.Detail, MaxDetailLen))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.entryLocked(m)

@@ -169,6 +169,10 @@ func appendEvents(parent *bolt.Bucket, k []byte, evs []Event, keep int) error {
 	if err != nil {
 		return err
 	}
+	// Keys only ever grow, so a page split never gets an insert in its first half: filling
+	// pages before splitting halves the space a timeline takes (bbolt's default leaves them
+	// half empty).
+	b.FillPercent = 1.0
 	for _, ev := range evs {
 		seq, err := b.NextSequence()
 		if err != nil {
@@ -199,9 +203,26 @@ func seqKey(seq uint64) []byte {
 	return k[:]
 }
 
-// eventTime is the part of an event a sweep needs; decoding only it skips the strings.
-type eventTime struct {
-	Time time.Time `json:"time"`
+// timeField reads the time in field of a stored JSON value without decoding the rest: a
+// scan reads one per MAC, and the strings after it are most of the bytes. The first match
+// is the field itself: it comes before every free-form string in Seen and Event, and a quote
+// inside a string is escaped, so no string can hold the pattern. Anything else (an older or
+// damaged value) falls back to a full decode; ok is false if that fails too.
+func timeField(v []byte, field string) (t time.Time, ok bool) {
+	pat := `"` + field + `":"`
+	if i := bytes.Index(v, []byte(pat)); i >= 0 {
+		rest := v[i+len(pat):]
+		if j := bytes.IndexByte(rest, '"'); j > 0 {
+			if t, err := time.Parse(time.RFC3339Nano, string(rest[:j])); err == nil {
+				return t, true
+			}
+		}
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(v, &m) != nil {
+		return time.Time{}, false
+	}
+	return t, json.Unmarshal(m[field], &t) == nil
 }
 
 // scan removes expired activity and evicts the MACs without a record beyond MaxDiscovered,
@@ -227,15 +248,12 @@ func (s *DB) scan(tx *bolt.Tx, now time.Time) (sweepResult, error) {
 		if nodes.Get(k) != nil {
 			return nil
 		}
-		var sn struct {
-			LastSeen time.Time `json:"last_seen"`
-		}
 		// An undecodable entry has a zero LastSeen, so it expires: nothing else removes it.
-		_ = json.Unmarshal(v, &sn)
-		if sn.LastSeen.Before(cutoff) {
+		last, _ := timeField(v, "last_seen")
+		if last.Before(cutoff) {
 			expired = append(expired, bytes.Clone(k))
 		} else {
-			lastHeard[string(k)] = sn.LastSeen
+			lastHeard[string(k)] = last
 		}
 		return nil
 	})
@@ -265,8 +283,7 @@ func (s *DB) scan(tx *bolt.Tx, now time.Time) (sweepResult, error) {
 		b := events.Bucket(k)
 		c := b.Cursor()
 		for ek, v := c.First(); ek != nil; ek, v = c.First() {
-			var et eventTime
-			if json.Unmarshal(v, &et) == nil && !et.Time.Before(cutoff) {
+			if at, ok := timeField(v, "time"); ok && !at.Before(cutoff) {
 				break
 			}
 			if err := c.Delete(); err != nil {
@@ -284,9 +301,7 @@ func (s *DB) scan(tx *bolt.Tx, now time.Time) (sweepResult, error) {
 		if _, ok := lastHeard[string(k)]; ok || nodes.Get(k) != nil {
 			continue
 		}
-		var et eventTime
-		_ = json.Unmarshal(v, &et)
-		lastHeard[string(k)] = et.Time
+		lastHeard[string(k)], _ = timeField(v, "time")
 	}
 
 	res.discovered = len(lastHeard)

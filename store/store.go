@@ -361,7 +361,12 @@ func (s *DB) ImportNodes(nodes []Node) (created, updated int, err error) {
 
 func putJSON(b *bolt.Bucket, k []byte, v any) error {
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+	enc := json.NewEncoder(&buf)
+	// Unescaped, '<' takes 1 byte instead of 6: a string then costs at most twice its length
+	// on disk ('"', '\\', U+2028), which the size bound in doc.go counts on. Any JSON decoder
+	// reads both forms, so existing files stay readable.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("encode %s: %w", k, err)
 	}
 	return b.Put(k, bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
