@@ -19,8 +19,11 @@
 //     bytes, counts evictions in bootstrapd_store_discovered_evicted_total and keeps
 //     bootstrapd.db small (TestSpoofedMACFlood);
 //   - SIGTERM with a TFTP client that stopped acknowledging and an HTTP client that stopped
-//     reading ends the daemon within http.shutdown_grace + 1 s, and SIGHUP while the daemon
-//     is still starting does not kill it (TestSIGTERMWithTransfersInFlight, TestSIGHUPAtStart).
+//     reading ends the daemon within http.shutdown_grace + 1 s (TestSIGTERMWithTransfersInFlight);
+//   - SIGHUP while the daemon is still starting, from 20 ms after its Go runtime took the
+//     signal over (package init) to before its listeners are up, does not kill it
+//     (TestSIGHUPAtStart; the instants before the runtime's start are out of any program's
+//     reach, see the test).
 //
 // Each test logs its figures (counts, sizes, times, the daemon's resident memory) on one
 // line starting with "SOAK:", which docs/RELIABILITY.md collects. No test asserts a speed
