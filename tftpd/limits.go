@@ -1,7 +1,6 @@
 package tftpd
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -35,9 +34,9 @@ func (l *slots) acquire(src netip.Addr, conn *net.UDPConn) error {
 		// Serve has returned: nothing is listening for this transfer any more.
 		return refuse(reasonShutdown, "server shutting down")
 	case l.total >= l.max:
-		return refuse(reasonTooMany, fmt.Sprintf("too many transfers (%d), try again later", l.max))
+		return refuse(reasonTooMany, "too many transfers, try again later")
 	case l.bySource[src] >= l.perSource:
-		return refuse(reasonTooManyFrom, fmt.Sprintf("too many transfers from %s (%d), try again later", src, l.perSource))
+		return refuse(reasonTooManyFrom, "too many transfers from your address, try again later")
 	}
 	l.total++
 	l.bySource[src]++

@@ -74,21 +74,23 @@ func TestLossRecovery(t *testing.T) {
 	content := testFiles()["undionly.kpxe"].Data // 137 blocks of 512
 	tests := map[string]struct {
 		anticipate uint
+		retries    int // 0: Config's default, 2
 		dropData   []uint16
 		dropACK    []uint16
 		wantOK     bool
 	}{
-		"lock-step, lost DATA":             {dropData: []uint16{5, 60}, wantOK: true},
-		"lock-step, lost ACK":              {dropACK: []uint16{5, 60}, wantOK: true},
-		"lock-step, lost last":             {dropData: []uint16{137}, dropACK: []uint16{136}, wantOK: true},
-		"anticipate, lost first of window": {anticipate: 8, dropData: []uint16{9}, wantOK: true},
-		"anticipate, lost mid-window DATA": {anticipate: 8, dropData: []uint16{12}, wantOK: false},
-		"anticipate, lost mid-window ACK":  {anticipate: 8, dropACK: []uint16{12}, wantOK: false},
+		"lock-step, lost DATA":             {retries: 3, dropData: []uint16{5, 60}, wantOK: true},
+		"lock-step, default retries":       {dropData: []uint16{5, 60}, dropACK: []uint16{30, 136}, wantOK: true},
+		"lock-step, lost ACK":              {retries: 3, dropACK: []uint16{5, 60}, wantOK: true},
+		"lock-step, lost last":             {retries: 3, dropData: []uint16{137}, dropACK: []uint16{136}, wantOK: true},
+		"anticipate, lost first of window": {retries: 3, anticipate: 8, dropData: []uint16{9}, wantOK: true},
+		"anticipate, lost mid-window DATA": {retries: 3, anticipate: 8, dropData: []uint16{12}, wantOK: false},
+		"anticipate, lost mid-window ACK":  {retries: 3, anticipate: 8, dropACK: []uint16{12}, wantOK: false},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			ts := startServer(t, Config{Anticipate: tc.anticipate, Timeout: 200 * time.Millisecond, Retries: 3})
+			ts := startServer(t, Config{Anticipate: tc.anticipate, Timeout: 200 * time.Millisecond, Retries: tc.retries})
 			set := func(blocks []uint16) map[uint16]bool {
 				m := map[uint16]bool{}
 				for _, b := range blocks {

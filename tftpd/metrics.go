@@ -52,7 +52,7 @@ func newMetrics(reg prometheus.Registerer, files []string) (*metrics, error) {
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bootstrapd_tftp_refused_total",
-			Help: "TFTP requests refused before any file was opened, by reason.",
+			Help: "TFTP requests refused before any file was opened, by reason; packets on the server port that are no valid request (reason malformed) are counted only here.",
 		}, []string{"reason"}),
 		files: files,
 	}

@@ -36,7 +36,7 @@ import (
 // (the io.ReaderFrom or io.WriterTo), or nil. Call it from the handler, before ReadFrom or
 // WriteTo: pin/tftp clears the field when the transfer ends.
 func transferConn(transfer any) *net.UDPConn {
-	st, ok := structOf(transfer)
+	st, ok := structOf(reflect.ValueOf(transfer))
 	if !ok {
 		return nil
 	}
@@ -60,7 +60,7 @@ func transferConn(transfer any) *net.UDPConn {
 // transferMode returns the mode of the request given to a handler, as sent, or "" if it
 // cannot be read.
 func transferMode(transfer any) string {
-	st, ok := structOf(transfer)
+	st, ok := structOf(reflect.ValueOf(transfer))
 	if !ok {
 		return ""
 	}
@@ -71,11 +71,7 @@ func transferMode(transfer any) string {
 }
 
 // structOf returns the struct a non-nil pointer points to.
-func structOf(x any) (reflect.Value, bool) {
-	v, ok := x.(reflect.Value)
-	if !ok {
-		v = reflect.ValueOf(x)
-	}
+func structOf(v reflect.Value) (reflect.Value, bool) {
 	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
 		return reflect.Value{}, false
 	}

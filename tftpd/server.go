@@ -352,18 +352,17 @@ func (s *Server) send(req reqInfo, name string, rf io.ReaderFrom) (int64, error)
 	return n, nil
 }
 
-// checkInterface refuses a request sent to an address outside Config.Interfaces.
+// checkInterface refuses a request sent to an address outside Config.Interfaces. The client
+// is not told which interfaces are served: that is the operator's business, and a short
+// answer reflects less at a forged source.
 func (s *Server) checkInterface(req reqInfo) error {
 	if s.ifaces == nil {
 		return nil
 	}
-	ip, ok := netip.AddrFromSlice(req.local)
-	if !ok {
-		// No destination address (the system gave none): it cannot be shown to be ours.
-		return refuse(reasonInterface, "request arrived on an interface this server does not serve")
-	}
-	if !s.ifaces.has(ip) {
-		return refuse(reasonInterface, fmt.Sprintf("%s is not served, this server answers on %s", ip.Unmap(), strings.Join(s.ifaces.names, ", ")))
+	// Without a destination address (the system gave none) the request cannot be shown to
+	// have come to one of ours.
+	if ip, ok := netip.AddrFromSlice(req.local); !ok || !s.ifaces.has(ip) {
+		return refuse(reasonInterface, "not served on this interface")
 	}
 	return nil
 }
@@ -466,8 +465,11 @@ func (h hook) OnFailure(st tftp.TransferStats, err error) {
 		return // the request loop reading the socket Serve has just closed
 	}
 	if _, ok := errors.AsType[*net.OpError](err); ok {
-		// pin/tftp could not open the transfer's own socket.
-		h.s.log.Error("TFTP transfer socket", "err", err)
+		// pin/tftp could not open the transfer's own socket: out of file descriptors, say,
+		// which a flood of requests would repeat on every one.
+		if ok, held := h.s.warn.allow("transfer_socket"); ok {
+			h.s.log.Error("TFTP transfer socket", "err", err, "errors_not_logged", held)
+		}
 		return
 	}
 	h.s.metrics.refused.WithLabelValues(reasonMalformed).Inc()

@@ -452,6 +452,13 @@ func TestNew(t *testing.T) {
 		"no files":       {cfg: Config{Addr: "127.0.0.1:0"}, want: "Config.Files is nil"},
 		"address in use": {cfg: Config{Addr: busy.LocalAddr().String(), Files: testFiles()}, want: "tftp listen", is: syscall.EADDRINUSE},
 		"bad address":    {cfg: Config{Addr: "127.0.0.1:notaport", Files: testFiles()}, want: "tftp listen"},
+		"unknown interface": {
+			cfg: Config{Addr: "127.0.0.1:0", Files: testFiles(), Interfaces: []string{"lo", "nosuch0"}}, want: `tftpd: interface "nosuch0"`,
+		},
+		"negative MaxTransfers": {cfg: Config{Addr: "127.0.0.1:0", Files: testFiles(), MaxTransfers: -1}, want: "Config.MaxTransfers is negative"},
+		"negative MaxPerSource": {cfg: Config{Addr: "127.0.0.1:0", Files: testFiles(), MaxPerSource: -1}, want: "Config.MaxPerSource is negative"},
+		"negative Grace":        {cfg: Config{Addr: "127.0.0.1:0", Files: testFiles(), Grace: -time.Second}, want: "Config.Grace is negative"},
+		"negative Retries":      {cfg: Config{Addr: "127.0.0.1:0", Files: testFiles(), Retries: -1}, want: "Config.Retries is negative"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
