@@ -869,3 +869,21 @@ func TestTimeField(t *testing.T) {
 		})
 	}
 }
+
+// TestRunStopsAfterClose: a Close under a running Run writes the activity and ends Run
+// rather than leaving it to log a failed flush every period.
+func TestRunStopsAfterClose(t *testing.T) {
+	db, path := openTest(t, Options{FlushInterval: time.Millisecond})
+	done := make(chan struct{})
+	go func() { db.Run(context.Background()); close(done) }()
+	must(t, db.MarkSeen(testMAC(3), "", ""))
+	must(t, db.Close())
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run still running after Close")
+	}
+	if !fileHas(t, path, testMAC(3)) {
+		t.Fatal("activity lost")
+	}
+}

@@ -27,7 +27,8 @@ var errNoChange = errors.New("no change")
 var ErrClosed = errors.New("store is closed")
 
 // Run writes the pending activity every FlushInterval and expires old activity about once a
-// minute, until ctx ends; then it flushes one last time and returns. Errors are logged and
+// minute, until ctx ends; then it flushes one last time and returns. It also returns once
+// the store is closed. Run it in one goroutine, and Close after it returned. Errors are logged and
 // counted (the activity is kept for the next try), never fatal: a full disk must not stop
 // the boots.
 func (s *DB) Run(ctx context.Context) {
@@ -44,7 +45,12 @@ func (s *DB) Run(ctx context.Context) {
 			s.flushMu.RLock()
 			sweep := s.now().Sub(s.lastSweep) >= sweepEvery
 			s.flushMu.RUnlock()
-			if err := s.flush(sweep); err != nil {
+			err := s.flush(sweep)
+			if errors.Is(err, ErrClosed) {
+				// Closed under a running Run: Close wrote the activity, nothing is left to do.
+				return
+			}
+			if err != nil {
 				s.log.Error("store: flush", "err", err)
 			}
 		}
