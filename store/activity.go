@@ -30,8 +30,8 @@ const (
 	MaxStageLen  = 32
 	MaxDetailLen = 256
 	// MaxArchLen and MaxIPLen bound Seen.Arch and Seen.IP: longer ones (or invalid UTF-8,
-	// or with control characters) are dropped, since a cut architecture or address would be a wrong one. 45 bytes is
-	// the longest textual IPv6 address (IPv4-mapped).
+	// or with control characters) are dropped, since a cut architecture or address would
+	// be a wrong one. 45 bytes is the longest textual IPv6 address (IPv4-mapped).
 	MaxArchLen = 16
 	MaxIPLen   = 45
 )
@@ -50,10 +50,10 @@ type activity struct {
 }
 
 // MarkSeen records that mac asked for something. Empty arch or ip keep the previous value;
-// so do ones beyond MaxArchLen or MaxIPLen, or not UTF-8. It only touches memory: the next
-// flush writes it. When the pending activity is at its bound the mark is dropped and
-// counted in bootstrapd_store_activity_dropped_total, not an error, so a flood does not
-// also flood the callers' logs.
+// so do ones beyond MaxArchLen or MaxIPLen, not UTF-8 or with control characters. It only
+// touches memory: the next flush writes it. When the pending activity is at its bound the
+// mark is dropped and counted in bootstrapd_store_activity_dropped_total, not an error, so
+// a flood does not also flood the callers' logs.
 func (s *DB) MarkSeen(mac, arch, ip string) error {
 	m, err := ParseMAC(mac)
 	if err != nil {

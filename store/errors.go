@@ -11,4 +11,6 @@ var (
 	ErrBadMAC = errors.New("not an Ethernet MAC address")
 	// ErrLocked means another process holds the database file open.
 	ErrLocked = errors.New("database is locked by another process (is bootstrapd already running?)")
+	// ErrClosed means the store was closed (Flush after Close).
+	ErrClosed = errors.New("store is closed")
 )

@@ -23,14 +23,11 @@ const sweepEvery = time.Minute
 // errNoChange rolls back a write transaction that changed nothing, so it costs no fsync.
 var errNoChange = errors.New("no change")
 
-// ErrClosed is returned by Flush after Close.
-var ErrClosed = errors.New("store is closed")
-
 // Run writes the pending activity every FlushInterval and expires old activity about once a
 // minute, until ctx ends; then it flushes one last time and returns. It also returns once
-// the store is closed. Run it in one goroutine, and Close after it returned. Errors are logged and
-// counted (the activity is kept for the next try), never fatal: a full disk must not stop
-// the boots.
+// the store is closed. Run it in one goroutine, and Close after it returned. Errors are
+// logged and counted (the activity is kept for the next try), never fatal: a full disk must
+// not stop the boots.
 func (s *DB) Run(ctx context.Context) {
 	t := time.NewTicker(s.flushInterval)
 	defer t.Stop()
@@ -90,7 +87,8 @@ func (s *DB) flushLocked(sweep bool) error {
 		s.log.Warn("store: pending activity at its bound, activity dropped (spoofed MACs?)",
 			"dropped", dropped, "max_discovered", s.maxDiscovered)
 	}
-	if len(batch) == 0 && !sweep && s.discovered <= s.maxDiscovered {
+	if len(batch) == 0 && !sweep {
+		// Nothing can have pushed the discovered MACs past the cap since the last flush.
 		return nil
 	}
 	now := s.now().UTC()

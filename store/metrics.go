@@ -51,9 +51,14 @@ func newMetrics() *metrics {
 	return m
 }
 
+// register registers all the metrics or, on error, none.
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.evicted, m.expired, m.dropped, m.flushDuration, m.flushErrors} {
+	cs := []prometheus.Collector{m.evicted, m.expired, m.dropped, m.flushDuration, m.flushErrors}
+	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
+			for _, done := range cs[:i] {
+				reg.Unregister(done)
+			}
 			return fmt.Errorf("register store metrics: %w", err)
 		}
 	}

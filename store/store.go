@@ -130,13 +130,7 @@ func Open(path string, opts Options) (*DB, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.MaxEvents < 0 || opts.MaxDiscovered < 0 || opts.EventTTL < 0 || opts.FlushInterval < 0 {
-		return nil, fmt.Errorf("open store %q: negative limit in %+v", path, opts)
-	}
-	m := newMetrics()
-	if opts.Registerer != nil {
-		if err := m.register(opts.Registerer); err != nil {
-			return nil, fmt.Errorf("open store %q: %w", path, err)
-		}
+		return nil, fmt.Errorf("open store %q: negative MaxEvents, MaxDiscovered, EventTTL or FlushInterval", path)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("open store %q: %w", path, err)
@@ -163,6 +157,14 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %q: %w", path, err)
+	}
+	// Registered last, so a failed Open leaves nothing registered and can be retried.
+	m := newMetrics()
+	if opts.Registerer != nil {
+		if err := m.register(opts.Registerer); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open store %q: %w", path, err)
+		}
 	}
 	return &DB{
 		db: db, now: opts.Now, log: opts.Logger, metrics: m,
