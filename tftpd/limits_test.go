@@ -401,7 +401,8 @@ func TestLoad(t *testing.T) {
 		clients = 100
 	}
 	content := testFiles()["ipxe-amd64.efi"].Data
-	ts := startServer(t, Config{MaxPerSource: clients})
+	// Timeout 5 s, as the clients: on a starved CPU a late ACK is not a lost one.
+	ts := startServer(t, Config{MaxPerSource: clients, Timeout: 5 * time.Second})
 
 	settle := func() (int, uint64) {
 		var ms runtime.MemStats
@@ -496,6 +497,14 @@ func TestLoad(t *testing.T) {
 	t.Logf("%d reads of 1 MiB in %v; goroutines %d → peak %d → %d; heap %.1f → peak %.1f → %.1f MiB",
 		clients, elapsed.Round(time.Millisecond), baseG, peakG.Load(), endG,
 		mib(baseHeap), mib(peakHeap.Load()), mib(endHeap))
+	// Each transfer is one client goroutine here and one server goroutine, with buffers of
+	// a few blocks: anything much above that grows with the load.
+	if peak := int(peakG.Load()); peak > baseG+2*clients+10 {
+		t.Errorf("peak of %d goroutines for %d transfers", peak, clients)
+	}
+	if perTransfer := (peakHeap.Load() - min(peakHeap.Load(), baseHeap)) / uint64(clients); perTransfer > 128<<10 {
+		t.Errorf("peak heap of %d KiB per transfer", perTransfer>>10)
+	}
 	if endG > baseG+5 {
 		t.Errorf("%d goroutines after the load, %d before", endG, baseG)
 	}
