@@ -16,7 +16,9 @@
 //
 // Reads (ListSeen, GetSeen, Events, CountNodes) merge the pending activity into what is on
 // disk instead of flushing: an operator's read or a /metrics scrape never writes. A flush
-// is atomic for them, so every mark and event shows exactly once.
+// is atomic for them, so every mark and event shows exactly once. MaxDiscovered is applied
+// at the flush, so between two flushes a read can list up to MaxDiscovered pending MACs
+// more.
 //
 // Only the daemon opens the file: bbolt takes an exclusive flock, and a second process gets
 // ErrLocked instead of waiting forever.
