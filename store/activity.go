@@ -15,10 +15,11 @@ import (
 
 // Defaults for the zero Options.
 const (
-	DefaultMaxEvents     = 50
-	DefaultMaxDiscovered = 10000
-	DefaultEventTTL      = 7 * 24 * time.Hour
-	DefaultFlushInterval = time.Second
+	DefaultMaxEvents           = 50
+	DefaultMaxDiscoveredEvents = 10
+	DefaultMaxDiscovered       = 10000
+	DefaultEventTTL            = 7 * 24 * time.Hour
+	DefaultFlushInterval       = time.Second
 )
 
 // Bounds on the strings the network can make the store keep. The store enforces them itself,
@@ -32,7 +33,7 @@ const (
 	// MaxArchLen and MaxIPLen bound Seen.Arch and Seen.IP: longer ones (or invalid UTF-8,
 	// or with control characters) are dropped, since a cut architecture or address would
 	// be a wrong one. 45 bytes is the longest textual IPv6 address (IPv4-mapped).
-	MaxArchLen = 16
+	MaxArchLen = 40
 	MaxIPLen   = 45
 )
 

@@ -718,7 +718,7 @@ func TestRestoreKeepsOrder(t *testing.T) {
 // TestConcurrentActivityCountsOnce: marks made while Run flushes and operators read are
 // each counted once, whichever side of a flush they land on.
 func TestConcurrentActivityCountsOnce(t *testing.T) {
-	db, path := openTest(t, Options{FlushInterval: time.Millisecond, MaxEvents: 1000})
+	db, path := openTest(t, Options{FlushInterval: time.Millisecond, MaxEvents: 1000, MaxDiscoveredEvents: 1000})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { db.Run(ctx); close(done) }()

@@ -28,19 +28,21 @@
 // Everything the network can make the store hold is bounded, here rather than in the
 // callers, since the store is the last line:
 //
-//   - strings: Event.Stage 32 bytes, Event.Detail 256 (cut on a character), Seen.Arch 16 and
+//   - strings: Event.Stage 32 bytes, Event.Detail 256 (cut on a character), Seen.Arch 40 and
 //     Seen.IP 45 (longer ones dropped); control characters and invalid UTF-8 never stored.
 //   - MACs without a record ("discovered": a seen entry, events, or both): at most
 //     MaxDiscovered (10000) on disk, the least recently heard of evicted with their events
 //     (bootstrapd_store_discovered_evicted_total). MACs with a record are bounded by the
 //     records and never evicted.
-//   - events: MaxEvents (50) per MAC; older than EventTTL (7 days) they expire, and so do
-//     seen entries of MACs without a record (bootstrapd_store_expired_total).
+//   - events: MaxEvents (50) per MAC with a record, MaxDiscoveredEvents (10) per MAC without
+//     one (anyone can invent those); older than EventTTL (7 days) they expire, and so do seen
+//     entries of MACs without a record (bootstrapd_store_expired_total).
 //   - memory: at most MaxDiscovered pending MACs without a record, plus one per record, each
-//     with at most MaxEvents pending events; beyond that new activity is dropped
+//     with at most MaxEvents (MaxDiscoveredEvents without a record) pending events; beyond
+//     that new activity is dropped
 //     (bootstrapd_store_activity_dropped_total). A pending event takes about 350 bytes
 //     (288 of strings), so with the defaults and no records the pending activity stays
-//     under 10000 × 50 × 350 B ≈ 175 MB even if every MAC sends 50 events within one
+//     under 10000 × 10 × 350 B ≈ 35 MB even if every MAC sends 10 events within one
 //     FlushInterval; short of that it is the activity of one interval.
 //
 // # Size of the file
@@ -48,21 +50,24 @@
 // On disk (JSON as putJSON writes it, where no character costs more than two bytes) and in
 // bbolt's pages (16-byte element header per key):
 //
-//   - a seen entry: at most 320 B (287 of JSON with a 16-byte arch and a 45-byte IP of
+//   - a seen entry: at most 368 B (335 of JSON with a 40-byte arch and a 45-byte IP of
 //     escaped characters, a 17-byte key, a 16-byte header);
 //   - an event: at most 664 B (640 of JSON with a 32-byte stage and a 256-byte detail of
 //     escaped characters, an 8-byte sequence key, a 16-byte header).
 //
-// With N = MaxDiscovered + records, P = 4096-byte pages and E = MaxEvents:
+// With N = MaxDiscovered, P = 4096-byte pages and E = MaxDiscoveredEvents (what the network
+// alone can fill; each record adds one more MAC with E = MaxEvents):
 //
-//	per MAC = 2 × (320 + 49)                      seen entry and timeline key, pages ≥ half full
+//	per MAC = 2 × (368 + 49)                      seen entry and timeline key, pages ≥ half full
 //	        + (⌈E × 664 / P⌉ + 2) × P             timeline: full pages, a part-empty one at each end
 //	file   ≤ 2 × N × per MAC + 32 MiB             copy-on-write high-water mark, bbolt's 16 MiB growth
 //
-// For the defaults (N = 10000, E = 50): per MAC = 738 + 11 × 4096 = 45794 B, so the file
-// stays under 949434432 B (905.5 MiB) whatever the network sends. TestSpoofedMACFlood
-// measured 447438848 B (426.7 MiB) for 50,000 spoofed MACs with worst-case strings, 10,000
-// of them with full timelines, and 45907968 B (43.8 MiB) for the 50,000 with one event each
-// (bound 280.5 MiB). A file that grew before these bounds existed keeps its size (bbolt never
-// shrinks a file; `bbolt compact` does, offline) but reuses the freed pages.
+// For the defaults (N = 10000, E = 10): per MAC = 834 + 4 × 4096 = 17218 B, so the file
+// stays under 377914432 B (360.4 MiB) whatever the network sends. TestSpoofedMACFlood
+// (BOOTSTRAPD_SOAK=1) measured 161882112 B (154.4 MiB) for 50,000 spoofed MACs with
+// worst-case strings, 10,000 of them sent 50 events each, and 47513600 B (45.3 MiB) for the
+// 50,000 with one event each. With real boot events (a 20-byte detail) the same floods stay
+// far lower: test/reliability measured the file in docs/RELIABILITY.md. A file that grew
+// before these bounds existed keeps its size (bbolt never shrinks a file; `bbolt compact`
+// does, offline) but reuses the freed pages.
 package store

@@ -38,8 +38,12 @@ func (s *DB) AppendEvent(mac string, ev Event) error {
 	if a == nil {
 		return nil
 	}
-	if len(a.events) >= s.maxEvents {
-		// Shift rather than reslice, so the backing array stays maxEvents long.
+	limit := s.maxEvents
+	if a.discovered {
+		limit = s.maxDiscoveredEvents
+	}
+	if len(a.events) >= limit {
+		// Shift rather than reslice, so the backing array stays limit long.
 		copy(a.events, a.events[1:])
 		a.events = a.events[:len(a.events)-1]
 	}

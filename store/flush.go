@@ -158,7 +158,12 @@ func (s *DB) writeBatch(tx *bolt.Tx, batch map[string]*activity) (added int, err
 			}
 		}
 		if len(a.events) > 0 {
-			if err := appendEvents(events, k, a.events, s.maxEvents); err != nil {
+			keep := s.maxEvents
+			if nodes.Get(k) == nil {
+				// Anyone can invent a MAC: its timeline is kept short.
+				keep = s.maxDiscoveredEvents
+			}
+			if err := appendEvents(events, k, a.events, keep); err != nil {
 				return 0, fmt.Errorf("events of %s: %w", mac, err)
 			}
 		}

@@ -51,6 +51,9 @@ type Options struct {
 	LockTimeout time.Duration
 	// MaxEvents bounds the events kept per MAC; 0 means 50.
 	MaxEvents int
+	// MaxDiscoveredEvents bounds the events kept for a MAC without a record, which anyone on
+	// the network can invent; 0 means 10 (never more than MaxEvents).
+	MaxDiscoveredEvents int
 	// MaxDiscovered bounds the MACs without a node record that the store keeps activity of
 	// (a seen entry, events or both); 0 means 10000. Beyond it, the ones heard of least
 	// recently are evicted with their events.
@@ -74,10 +77,11 @@ type DB struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	maxEvents     int
-	maxDiscovered int
-	eventTTL      time.Duration
-	flushInterval time.Duration
+	maxEvents           int
+	maxDiscoveredEvents int
+	maxDiscovered       int
+	eventTTL            time.Duration
+	flushInterval       time.Duration
 
 	// flushMu makes a flush atomic for readers: a flush holds it from the moment it takes
 	// the pending activity until its transaction commits, so a reader (holding it shared)
@@ -117,6 +121,10 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.MaxEvents == 0 {
 		opts.MaxEvents = DefaultMaxEvents
 	}
+	if opts.MaxDiscoveredEvents == 0 {
+		opts.MaxDiscoveredEvents = DefaultMaxDiscoveredEvents
+	}
+	opts.MaxDiscoveredEvents = min(opts.MaxDiscoveredEvents, opts.MaxEvents)
 	if opts.MaxDiscovered == 0 {
 		opts.MaxDiscovered = DefaultMaxDiscovered
 	}
@@ -129,7 +137,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.MaxEvents < 0 || opts.MaxDiscovered < 0 || opts.EventTTL < 0 || opts.FlushInterval < 0 {
+	if opts.MaxEvents < 0 || opts.MaxDiscoveredEvents < 0 || opts.MaxDiscovered < 0 || opts.EventTTL < 0 || opts.FlushInterval < 0 {
 		return nil, fmt.Errorf("open store %q: negative MaxEvents, MaxDiscovered, EventTTL or FlushInterval", path)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
@@ -168,7 +176,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	return &DB{
 		db: db, now: opts.Now, log: opts.Logger, metrics: m,
-		maxEvents: opts.MaxEvents, maxDiscovered: opts.MaxDiscovered,
+		maxEvents: opts.MaxEvents, maxDiscoveredEvents: opts.MaxDiscoveredEvents, maxDiscovered: opts.MaxDiscovered,
 		eventTTL: opts.EventTTL, flushInterval: opts.FlushInterval,
 		// Unknown until the first full scan: start above the cap so the first flush does one.
 		discovered: opts.MaxDiscovered + 1,

@@ -68,6 +68,7 @@ type Config struct {
 	} `yaml:"boot"`
 	Events struct {
 		Keep          int           `yaml:"keep"`
+		KeepUnknown   int           `yaml:"keep_unknown"`
 		StuckAfter    time.Duration `yaml:"stuck_after"`
 		MaxDiscovered int           `yaml:"max_discovered"`
 		ExpireAfter   time.Duration `yaml:"expire_after"`
@@ -109,6 +110,7 @@ func defaultConfig() Config {
 	c.Boot.NTP = "pool.ntp.org"
 	c.Boot.RetrySeconds = 30
 	c.Events.Keep = 50
+	c.Events.KeepUnknown = 10
 	c.Events.StuckAfter = 10 * time.Minute
 	c.Events.MaxDiscovered = 10000
 	c.Events.ExpireAfter = 7 * 24 * time.Hour
@@ -276,6 +278,9 @@ func (c *Config) validate() error {
 	}
 	if c.Events.Keep < 1 || c.Events.Keep > 10000 {
 		return fmt.Errorf("events.keep: %d is not between 1 and 10000", c.Events.Keep)
+	}
+	if c.Events.KeepUnknown < 1 || c.Events.KeepUnknown > c.Events.Keep {
+		return fmt.Errorf("events.keep_unknown: %d is not between 1 and events.keep (%d)", c.Events.KeepUnknown, c.Events.Keep)
 	}
 	if c.Events.StuckAfter < time.Minute {
 		return fmt.Errorf("events.stuck_after: %v is shorter than 1m", c.Events.StuckAfter)

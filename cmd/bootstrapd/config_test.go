@@ -56,6 +56,7 @@ func TestConfigErrors(t *testing.T) {
 		"header timeout":     {paths + "http: {read_header_timeout: 0s}\n", "http.read_header_timeout"},
 		"tftp transfers":     {paths + "tftp: {max_transfers: 0}\n", "tftp.max_transfers"},
 		"tftp per source":    {paths + "tftp: {max_per_source: -1}\n", "tftp.max_per_source"},
+		"keep unknown":       {paths + "events: {keep: 5, keep_unknown: 6}\n", "events.keep_unknown"},
 		"max discovered":     {paths + "events: {max_discovered: 0}\n", "events.max_discovered"},
 		"expire after":       {paths + "events: {expire_after: 1m}\n", "events.expire_after"},
 		"flush interval":     {paths + "events: {flush_interval: 5m}\n", "events.flush_interval"},

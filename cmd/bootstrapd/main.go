@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/threefoldtech/bootstrapd/cmd/bootstrapd/internal/earlyhup"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
@@ -55,6 +57,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("%w: no command", errUsage)
+	}
+	if args[0] != "serve" {
+		earlyhup.Release()
 	}
 	switch args[0] {
 	case "serve":

@@ -9,14 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/threefoldtech/bootstrapd/cmd/bootstrapd/internal/earlyhup"
 	"github.com/threefoldtech/bootstrapd/dhcpd"
 	"github.com/threefoldtech/bootstrapd/httpd"
 	"github.com/threefoldtech/bootstrapd/ipxe"
@@ -26,11 +25,9 @@ import (
 )
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
-	// First: SIGHUP's default action ends the process, and systemd's reload may come at any
-	// moment after start. Until the reload loop runs, a HUP waits in the channel.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	// SIGHUP has been caught since package initialisation (earlyhup); until the reload loop
+	// runs, a HUP waits in its channel.
+	hup := earlyhup.Signals()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "appliance.yaml", "configuration `file` (absent default file: built-in defaults)")
@@ -73,12 +70,13 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	db, err := store.Open(cfg.dbPath(), store.Options{
-		MaxEvents:     cfg.Events.Keep,
-		MaxDiscovered: cfg.Events.MaxDiscovered,
-		EventTTL:      cfg.Events.ExpireAfter,
-		FlushInterval: cfg.Events.FlushInterval,
-		Registerer:    reg,
-		Logger:        log.With("service", "store"),
+		MaxEvents:           cfg.Events.Keep,
+		MaxDiscoveredEvents: cfg.Events.KeepUnknown,
+		MaxDiscovered:       cfg.Events.MaxDiscovered,
+		EventTTL:            cfg.Events.ExpireAfter,
+		FlushInterval:       cfg.Events.FlushInterval,
+		Registerer:          reg,
+		Logger:              log.With("service", "store"),
 	})
 	if err != nil {
 		return fmt.Errorf("paths.data: %w", err)

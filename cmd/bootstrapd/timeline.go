@@ -108,7 +108,8 @@ func (t *timeline) macFor(ip string) string {
 	if ok {
 		return e.mac
 	}
-	return arpLookup("/proc/net/arp", ip)
+	// /proc/self/net/arp, not /proc/net/arp: the unit's ProcSubset=pid hides the latter.
+	return arpLookup("/proc/self/net/arp", ip)
 }
 
 func (t *timeline) dhcp(s dhcpd.Stage) {
@@ -123,22 +124,25 @@ func (t *timeline) dhcp(s dhcpd.Stage) {
 }
 
 func (t *timeline) tftp(tr tftpd.Transfer) {
-	ip := tr.Remote.Addr().Unmap().String()
-	mac := t.macFor(ip)
-	if mac == "" {
-		t.log.Debug("timeline: TFTP client with unknown MAC", "ip", ip)
-		return
-	}
 	stage, detail := "tftp-sent", tr.File
 	switch {
 	case tr.Err == nil:
-	case errors.Is(tr.Err, tftpd.ErrClientAbort) && tr.Bytes == 0,
+	case errors.Is(tr.Err, tftpd.ErrRefused),
+		errors.Is(tr.Err, tftpd.ErrClientAbort) && tr.Bytes == 0,
 		errors.Is(tr.Err, tftpd.ErrNotFound):
-		// Normal on every UEFI boot: OVMF asks for the size and aborts before the real read,
-		// and iPXE looks for an optional autoexec.ipxe. Neither is a stage of the boot.
+		// Not a stage of a boot. Refusals (caps, write requests) are a flood's noise, counted
+		// by tftpd; OVMF asks for the size and aborts before the real read, and iPXE looks
+		// for an optional autoexec.ipxe, on every boot. Decided before the MAC lookup, so a
+		// flood of them costs no ARP table read.
 		return
 	default:
 		stage, detail = "tftp-failed", tr.File+": "+strings.ToValidUTF8(strings.Trim(tr.Err.Error(), "\x00"), "")
+	}
+	ip := tr.Remote.Addr().Unmap().String()
+	mac := t.macFor(ip)
+	if mac == "" {
+		t.log.Debug("timeline: TFTP client with unknown MAC", "remote", ip)
+		return
 	}
 	t.push(event{mac: mac, ip: ip, ev: store.Event{Stage: stage, Detail: detail}})
 }
