@@ -45,7 +45,7 @@ lint:
 	$(STATICCHECK) ./...
 	shellcheck -s sh packaging/build-deb.sh packaging/fetch-ipxe.sh packaging/ipxe-embed/build.sh \
 		packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm systemd/check.sh test/deb/test.sh test/deb/nspawn.sh .ci/run \
-		test/packaging/fetch-ipxe-sha.sh test/load/http.sh test/load/dhcp.sh test/fuzz/run.sh test/fuzz/selftest.sh
+		test/packaging/fetch-ipxe-sha.sh test/load/http.sh test/load/dhcp.sh test/fuzz/run.sh test/fuzz/selftest.sh test/reliability/soak.sh
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -61,6 +61,7 @@ fuzz:
 SOAK_FUZZTIME ?= 10m
 soak:
 	test/reliability/soak.sh
+	BOOTSTRAPD_SOAK=1 $(GO) test -v -count=1 -timeout 30m -run 'Flood' ./store/ ./dhcpd/ | grep -E 'SOAK:|^(---|ok|FAIL)'
 	test/fuzz/run.sh $(SOAK_FUZZTIME) $(FUZZ)
 
 # Real firmware under qemu in network namespaces: needs root (see .ci/run for the packages).
