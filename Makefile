@@ -1,8 +1,16 @@
-# bootstrapd: the two promised commands are `make run` and `make test` (see README.md).
+# bootstrapd: the two promised commands are `make run` and `sudo make test` (see README.md).
+
+# sudo resets PATH (secure_path), which drops Go's usual /usr/local/go/bin: find it there so
+# `sudo make test` works as written.
+ifeq ($(shell command -v go 2>/dev/null),)
+export PATH := /usr/local/go/bin:$(PATH)
+endif
+
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN       := bin/bootstrapd
 IPXE_DIR  ?= var/ipxe
+SYSLINUX_DIR ?= var/syslinux
 FUZZTIME  ?= 10s
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -12,7 +20,7 @@ FUZZ := ./store:FuzzParseMAC ./ipxe:FuzzRender ./ipxe:FuzzValidateKernel \
         ./dhcpd:FuzzDecide ./tftpd:FuzzParsePath \
         ./ipxe/media:FuzzScript ./ipxe/media:FuzzParsers
 
-.PHONY: all build run ipxe embed fetch-check test lint unit fuzz soak e2e media-boot web deb service-check deb-test deb-nspawn clean
+.PHONY: all build run deps ipxe syslinux embed fetch-check test lint unit fuzz soak e2e media-boot web deb service-check deb-test deb-nspawn clean
 
 all: build
 
@@ -23,9 +31,15 @@ build:
 ipxe:
 	packaging/fetch-ipxe.sh $(IPXE_DIR)
 
-# The pinned iPXE fetch refuses a .deb whose sha256 differs, extracting nothing.
+# isolinux.bin, isohdpfx.bin and ldlinux.c32 for /iso/ and /usb/ without the isolinux package
+# (Debian bookworm's pinned isolinux and syslinux-common, sha256-checked).
+syslinux:
+	packaging/fetch-syslinux.sh $(SYSLINUX_DIR)
+
+# The pinned fetches refuse a .deb whose sha256 differs, extracting nothing.
 fetch-check:
 	test/packaging/fetch-ipxe-sha.sh
+	test/packaging/fetch-syslinux-sha.sh
 
 # The script-carrying EFI binaries of /uefi/ (clang + lld; built once, not per request).
 embed: ipxe
@@ -33,17 +47,33 @@ embed: ipxe
 
 # Start the appliance with the embedded defaults (appliance.yaml spells them out). As an
 # ordinary user, ProxyDHCP (67) and TFTP (69) are refused with one warning; HTTP serves on :8080.
-run: build ipxe
+# No root and no Debian package needed: the syslinux files come from $(SYSLINUX_DIR) through
+# var/appliance.yaml (appliance.yaml with only paths.isolinux and paths.syslinux_bios changed);
+# the /uefi/ stubs are built when clang and lld are there, else one line says how.
+run: build ipxe syslinux
 	mkdir -p var/kernels/net
-	$(BIN) serve
+	@if command -v clang >/dev/null 2>&1 && command -v ld.lld >/dev/null 2>&1; then \
+		packaging/ipxe-embed/build.sh $(IPXE_DIR) var/ipxe-embed; \
+	elif [ ! -s var/ipxe-embed/ipxe-amd64-script.efi ]; then \
+		echo "make run: /uefi* will answer 503: install clang and lld (sudo apt install clang lld), then run make embed"; \
+	fi
+	packaging/run-config.sh appliance.yaml var/appliance.yaml $(SYSLINUX_DIR)
+	$(BIN) serve --config var/appliance.yaml
 
-test: lint fetch-check embed unit fuzz e2e media-boot web service-check deb-test
+# The Debian packages `make test` needs (packaging/deps.sh): dpkg-query first, apt-get only for
+# the missing ones. Root (sudo make deps), unless everything is installed.
+deps:
+	packaging/deps.sh
+
+# deps first: the targets after it use the packages it installs (make runs them in this order).
+test: deps lint fetch-check embed unit fuzz e2e media-boot web service-check deb-test
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 	shellcheck -s sh packaging/build-deb.sh packaging/fetch-ipxe.sh packaging/ipxe-embed/build.sh \
+		packaging/fetch-syslinux.sh packaging/deps.sh packaging/run-config.sh test/packaging/fetch-syslinux-sha.sh \
 		packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm systemd/check.sh test/deb/test.sh test/deb/nspawn.sh .ci/run \
 		test/packaging/fetch-ipxe-sha.sh test/load/http.sh test/load/dhcp.sh test/fuzz/run.sh test/fuzz/selftest.sh test/reliability/soak.sh
 
@@ -64,7 +94,7 @@ soak:
 	BOOTSTRAPD_SOAK=1 $(GO) test -v -count=1 -timeout 30m -run 'Flood' ./store/ ./dhcpd/
 	test/fuzz/run.sh $(SOAK_FUZZTIME) $(FUZZ)
 
-# Real firmware under qemu in network namespaces: needs root (see .ci/run for the packages).
+# Real firmware under qemu in network namespaces: needs root (make deps installs the packages).
 e2e: ipxe
 	@[ "$$(id -u)" = 0 ] || { echo "make e2e: the LAN boot test creates network namespaces and must run as root (sudo make test)"; exit 1; }
 	BOOTSTRAPD_E2E=1 BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) $(GO) test -v -count=1 -timeout 40m ./test/e2e/

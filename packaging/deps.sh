@@ -1,0 +1,55 @@
+#!/bin/sh
+# deps.sh: install the Debian packages `make test` needs (`make deps`, run first by `make test`).
+# Every package is checked with dpkg-query -W; apt-get (update, then install) runs only for the
+# missing ones, so on a machine that has them all this does nothing and takes well under a
+# second. Installing needs root: as an ordinary user it uses sudo when sudo works without a
+# password, and otherwise names the missing packages and stops.
+set -eu
+
+# Test tools from the machine's own Debian release. linux-image-amd64 gives the real kernel the
+# qemu boots must reach; ipxe-qemu is the NIC option ROM (a 2019 iPXE) of the BIOS case.
+# clang and lld build the script-carrying EFI binaries once (make embed). prometheus brings
+# promtool (the metrics format check); its own daemon is not used.
+PACKAGES="qemu-system-x86 qemu-utils ipxe-qemu ovmf seabios dnsmasq-base iproute2 procps
+ linux-image-amd64 curl tftp-hpa xorriso mtools dosfstools isolinux syslinux syslinux-common
+ lintian dpkg-dev fakeroot ca-certificates build-essential git prometheus chromium
+ clang lld systemd adduser python3 shellcheck"
+
+# One dpkg-query for every package ("install ok installed", or "hold ok installed", when it
+# is there; nothing for a package dpkg has never seen).
+# shellcheck disable=SC2016,SC2086 # ${Status} is dpkg-query's; $PACKAGES is a word list
+installed=" $(dpkg-query -W -f='${Status} ${Package}\n' $PACKAGES 2>/dev/null |
+	awk '$3 == "installed" { printf "%s ", $4 }')"
+missing=""
+for p in $PACKAGES; do
+	case "$installed" in
+	*" $p "*) ;;
+	*) missing="$missing $p" ;;
+	esac
+done
+# Node.js with npm (test/web): the machine's own (e.g. nodesource) if it has one, Debian's
+# otherwise.
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
+
+if [ -z "$missing" ]; then
+	echo "make deps: every test package is installed"
+	exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+	if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+		sudo="sudo -n"
+	else
+		echo "make deps: missing Debian packages:$missing" >&2
+		echo "make deps: installing them needs root: run 'sudo make deps' (or 'sudo make test')" >&2
+		exit 1
+	fi
+fi
+
+echo "make deps: installing$missing"
+# shellcheck disable=SC2086 # $sudo and $missing are word lists
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+# shellcheck disable=SC2086
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+echo "make deps: installed$missing"
