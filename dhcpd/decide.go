@@ -61,9 +61,12 @@ const (
 
 var replyKinds = []string{kindBinary, kindIPXEScript, kindHTTPBoot}
 
-// Reasons a datagram gets no reply; metric label values.
+// Reasons a datagram gets no reply; metric label values. The first three are datagrams that
+// are not a whole DHCP message at all; they are checked before anything else is read.
 const (
-	dropMalformed      = "malformed"       // not a decodable DHCPv4 packet
+	dropOversized      = "oversized"       // longer than maxRequestLen
+	dropTruncated      = "truncated"       // ends inside the header, inside an option, or before option 255
+	dropMalformed      = "malformed"       // complete, but not DHCPv4 (no magic cookie) or undecodable
 	dropNotRequest     = "not-bootrequest" // op is not BOOTREQUEST (a reply, our own or a server's)
 	dropNotPXE         = "not-pxe"         // option 60 is neither PXEClient nor HTTPClient
 	dropWrongType      = "wrong-type"      // not a DISCOVER on port 67 / a REQUEST on 4011
@@ -76,9 +79,26 @@ const (
 )
 
 var dropReasons = []string{
-	dropMalformed, dropNotRequest, dropNotPXE, dropWrongType, dropBadHWAddr, dropOtherInterface,
-	dropNoAddress, dropNoArch, dropNoBinary, dropSendFailed,
+	dropOversized, dropTruncated, dropMalformed, dropNotRequest, dropNotPXE, dropWrongType,
+	dropBadHWAddr, dropOtherInterface, dropNoAddress, dropNoArch, dropNoBinary, dropSendFailed,
 }
+
+// undecodable reports whether a drop reason means the datagram was never parsed.
+func undecodable(reason string) bool {
+	return reason == dropOversized || reason == dropTruncated || reason == dropMalformed
+}
+
+// maxRequestLen bounds the requests we parse. Firmware sends 340 to 412 bytes (testdata
+// captures) and one Ethernet frame carries 1472; anything longer is not a boot request, and
+// refusing it up front keeps a flood of large datagrams cheap.
+const maxRequestLen = 1500
+
+// The fixed BOOTP header (RFC 2131 section 2) is 236 bytes, then comes the magic cookie that
+// says options follow in DHCP form (RFC 2131 section 3).
+const (
+	headerLen   = 240
+	magicCookie = "\x63\x82\x53\x63"
+)
 
 // maxBootFileLen bounds the boot file we send: option 67 may be split over several options
 // (RFC 3396) but a whole reply must fit the 576-byte minimum every client accepts.
@@ -135,6 +155,9 @@ type decision struct {
 // touches a socket; the only call outside this package is Files.BootFile.
 func decide(b []byte, in arrival, p policy) decision {
 	var d decision
+	if d.Drop, d.Detail = checkFraming(b); d.Drop != "" {
+		return d
+	}
 	req, err := dhcpv4.FromBytes(b)
 	if err != nil {
 		d.Drop, d.Detail = dropMalformed, err.Error()
@@ -178,10 +201,7 @@ func decide(b []byte, in arrival, p policy) decision {
 
 	base := p.PublicURL
 	if base == "" {
-		base = "http://" + d.Server.String()
-		if p.HTTPPort != 0 && p.HTTPPort != 80 {
-			base += ":" + strconv.Itoa(p.HTTPPort)
-		}
+		base = derivedBase(d.Server, p.HTTPPort)
 	}
 	vendor := vendorPXE
 	switch {
@@ -234,6 +254,57 @@ func decide(b []byte, in arrival, p policy) decision {
 		d.To = netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), d.To.Port())
 	}
 	return d
+}
+
+// checkFraming sorts out datagrams that are not one whole DHCP message, with a reason that
+// says which way they fail, before the library parses them. The walk over the options is the
+// one dhcpv4.FromBytes does, so a datagram that passes here only fails there if it is
+// malformed in some way we do not tell apart.
+func checkFraming(b []byte) (reason, detail string) {
+	switch {
+	// Details are constants where they can be: they are built for every datagram of a flood
+	// and read only when Debug is on. The size is logged with them.
+	case len(b) > maxRequestLen:
+		return dropOversized, "longer than a DHCP request can be"
+	case len(b) < headerLen:
+		// Short garbage lands here too: a cut-off message and a few random bytes look alike.
+		return dropTruncated, "shorter than the DHCP header"
+	case string(b[headerLen-4:headerLen]) != magicCookie:
+		return dropMalformed, "no DHCP magic cookie"
+	}
+	if len(b) == headerLen {
+		// No options at all decodes (as the library does) and is dropped later as not PXE.
+		return "", ""
+	}
+	for o := b[headerLen:]; ; {
+		switch {
+		case len(o) == 0:
+			return dropTruncated, "no end option"
+		case o[0] == 0: // pad
+			o = o[1:]
+		case o[0] == 255:
+			return "", ""
+		case len(o) < 2 || len(o) < 2+int(o[1]):
+			return dropTruncated, "option " + strconv.Itoa(int(o[0])) + " runs past the end"
+		default:
+			o = o[2+int(o[1]):]
+		}
+	}
+}
+
+// derivedBase is the base URL when no public URL is set: our address on the arrival
+// interface. A zone (fe80::1%eth0) means nothing to the client and ipxe.ValidateBaseURL
+// refuses it, so it is dropped; an IPv6 address goes in brackets.
+func derivedBase(a netip.Addr, httpPort int) string {
+	a = a.Unmap().WithZone("")
+	host := a.String()
+	if a.Is6() {
+		host = "[" + host + "]"
+	}
+	if httpPort != 0 && httpPort != 80 {
+		host += ":" + strconv.Itoa(httpPort)
+	}
+	return "http://" + host
 }
 
 // classify reads what the request says about the client; it never fails, absent options

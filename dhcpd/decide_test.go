@@ -316,19 +316,47 @@ func TestDecide(t *testing.T) {
 		{name: "chaddr longer than Ethernet", at: bcastIn,
 			in: patch(ovmfDiscover.Data, func(b []byte) []byte { b[2] = 16; return b }), want: summary{Drop: dropBadHWAddr}},
 
-		// Garbage and truncation.
-		{name: "empty datagram", at: bcastIn, in: []byte{}, want: summary{Drop: dropMalformed}},
-		{name: "random bytes", at: bcastIn, in: []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), want: summary{Drop: dropMalformed}},
-		{name: "header cut short", at: bcastIn, in: ovmfDiscover.Data[:100], want: summary{Drop: dropMalformed}},
+		// Garbage, truncation and size.
+		{name: "empty datagram", at: bcastIn, in: []byte{}, want: summary{Drop: dropTruncated}},
+		{name: "short random bytes", at: bcastIn, in: []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), want: summary{Drop: dropTruncated}},
+		{name: "header cut short", at: bcastIn, in: ovmfDiscover.Data[:100], want: summary{Drop: dropTruncated}},
+		{name: "header without magic cookie", at: bcastIn, in: ovmfDiscover.Data[:238], want: summary{Drop: dropTruncated}},
 		{name: "wrong magic cookie", at: bcastIn,
 			in: patch(ovmfDiscover.Data, func(b []byte) []byte { b[236] = 0; return b }), want: summary{Drop: dropMalformed}},
+		{name: "long random bytes", at: bcastIn, in: bytes.Repeat([]byte{0xa5, 0x17, 0xff}, 200), want: summary{Drop: dropMalformed}},
 		{name: "options cut inside an option", at: bcastIn,
-			in: patch(ovmfDiscover.Data, func(b []byte) []byte { return b[:241+4] }), want: summary{Drop: dropMalformed}},
+			in: patch(ovmfDiscover.Data, func(b []byte) []byte { return b[:241+4] }), want: summary{Drop: dropTruncated}},
 		{name: "option length past the end", at: bcastIn,
-			in: append(bytes.Clone(ovmfDiscover.Data[:240]), 53, 1, 1, 60, 200, 'P', 'X', 'E'), want: summary{Drop: dropMalformed}},
+			in: append(bytes.Clone(ovmfDiscover.Data[:240]), 53, 1, 1, 60, 200, 'P', 'X', 'E'), want: summary{Drop: dropTruncated}},
+		{name: "option code as the last byte", at: bcastIn,
+			in: append(bytes.Clone(ovmfDiscover.Data[:240]), 53, 1, 1, 60), want: summary{Drop: dropTruncated}},
 		{name: "options without end option", at: bcastIn,
 			in:   append(bytes.Clone(ovmfDiscover.Data[:240]), 53, 1, 1, 60, 9, 'P', 'X', 'E', 'C', 'l', 'i', 'e', 'n', 't'),
-			want: summary{Drop: dropMalformed}},
+			want: summary{Drop: dropTruncated}},
+		{name: "header without options decodes", at: bcastIn, in: ovmfDiscover.Data[:240], want: summary{Drop: dropNotPXE}},
+		{name: "only pad after the cookie", at: bcastIn,
+			in: append(bytes.Clone(ovmfDiscover.Data[:240]), make([]byte, 300)...), want: summary{Drop: dropTruncated}},
+		{name: "discover padded to the size limit is answered", at: bcastIn,
+			in:   append(bytes.Clone(ovmfDiscover.Data), make([]byte, maxRequestLen-len(ovmfDiscover.Data))...),
+			want: offer(kindBinary, ipxe.FileEFIx64)},
+		{name: "discover padded past the size limit", at: bcastIn,
+			in: append(bytes.Clone(ovmfDiscover.Data), make([]byte, maxRequestLen+1-len(ovmfDiscover.Data))...), want: summary{Drop: dropOversized}},
+		{name: "discover inside a 64 KiB datagram", at: bcastIn,
+			in: append(bytes.Clone(ovmfDiscover.Data), make([]byte, 65507-len(ovmfDiscover.Data))...), want: summary{Drop: dropOversized}},
+		{name: "option overload is not followed into file and sname", at: bcastIn,
+			in: patch(ovmfDiscover.Data, func(b []byte) []byte {
+				// sname and file full of "option 52: overload both", as a looping parser would
+				// read them, and option 52 itself in front.
+				for i := 44; i+3 <= 236; i += 3 {
+					copy(b[i:], []byte{52, 1, 3})
+				}
+				return append(append(bytes.Clone(b[:240]), 52, 1, 3), b[240:]...)
+			}),
+			want: offer(kindBinary, ipxe.FileEFIx64)},
+		{name: "vendor class split over many options (RFC 3396)", at: bcastIn,
+			in: append(append(bytes.Clone(ovmfDiscover.Data[:240]), 53, 1, 1, 93, 2, 0, 7,
+				60, 9, 'P', 'X', 'E', 'C', 'l', 'i', 'e', 'n', 't'), append(bytes.Repeat(append([]byte{60, 255}, bytes.Repeat([]byte{'x'}, 255)...), 4), 255)...),
+			want: offer(kindBinary, ipxe.FileEFIx64)},
 		{name: "option 93 one byte long falls back to option 60", at: bcastIn,
 			in: append(bytes.Clone(ovmfDiscover.Data[:240]), 53, 1, 1, 93, 1, 7,
 				60, 32, 'P', 'X', 'E', 'C', 'l', 'i', 'e', 'n', 't', ':', 'A', 'r', 'c', 'h', ':', '0', '0', '0', '0', '7', ':',
@@ -477,4 +505,33 @@ func withVendor(t testing.TB, file, prefix string) datagram {
 	}
 	t.Fatalf("%s: no DISCOVER with vendor class %s", file, prefix)
 	return datagram{}
+}
+
+// TestDerivedBase: without a public URL the base is built from our interface address, and it
+// must pass the same check a configured one does, whatever netip hands us.
+func TestDerivedBase(t *testing.T) {
+	tests := []struct {
+		addr string
+		port int
+		want string
+	}{
+		{"10.99.0.2", 80, "http://10.99.0.2"},
+		{"10.99.0.2", 0, "http://10.99.0.2"},
+		{"10.99.0.2", 8080, "http://10.99.0.2:8080"},
+		{"::ffff:10.99.0.2", 8080, "http://10.99.0.2:8080"},
+		{"2001:db8::2", 80, "http://[2001:db8::2]"},
+		{"fe80::1%eth0", 8080, "http://[fe80::1]:8080"},
+		{"fe80::1%25eth0", 80, "http://[fe80::1]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			got := derivedBase(netip.MustParseAddr(tt.addr), tt.port)
+			if got != tt.want {
+				t.Errorf("derivedBase(%s, %d) = %q, want %q", tt.addr, tt.port, got, tt.want)
+			}
+			if v, err := ipxe.ValidateBaseURL(got); err != nil || v != got {
+				t.Errorf("ValidateBaseURL(%q) = %q, %v", got, v, err)
+			}
+		})
+	}
 }

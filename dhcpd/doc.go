@@ -1,8 +1,9 @@
 // Package dhcpd is bootstrapd's ProxyDHCP server: it tells network-booting firmware which file
 // to load, and never hands out addresses (the LAN's own DHCP server owns leases).
 //
-// It follows the PXE 2.1 ProxyDHCP model as dnsmasq's proxy mode implements it, with the
-// firmware quirks recorded in DESIGN.md ("ProxyDHCP rules"):
+// It follows the PXE 2.1 ProxyDHCP model as dnsmasq's proxy mode implements it, with what
+// real firmware (OVMF/EDK2, SeaBIOS with iPXE ROMs, iPXE itself) needs on top; the captures in
+// testdata hold the exchanges these rules come from:
 //
 //   - Only requests whose vendor class (option 60) starts with "PXEClient" or "HTTPClient" are
 //     answered; everything else is ignored, and yiaddr is always zero.
@@ -30,6 +31,26 @@
 //     binary is a current iPXE, so the next DHCP round gets the script URL: no loop.
 //   - UEFI HTTP Boot (vendor class "HTTPClient") gets <base>/boot/<binary> and option 60
 //     "HTTPClient".
+//
+// Every device on the LAN can reach both ports, so anything may arrive. A datagram that is not
+// one whole DHCP message is dropped before any field is read, and counted in
+// bootstrapd_dhcp_dropped_total under one of three reasons: "oversized" (longer than 1500
+// bytes; the read buffer is one byte longer, so a 64 KiB datagram is seen as too long rather
+// than cut to a valid-looking prefix), "truncated" (it ends inside the 240-byte header and
+// magic cookie, inside an option, or before the end option; short garbage lands here too) and
+// "malformed" (no DHCP magic cookie, or anything else the library refuses). Requests that
+// decode but are not ours to answer are counted under their own reasons (not-pxe,
+// wrong-type, ...). No drop is answered, and none is logged above Debug, so a flood costs a
+// counter increment per datagram and never grows the log; the exceptions are drops that leave
+// a PXE client we should serve without an answer (no address, architecture or binary for it,
+// or a failed send), logged as a Warn once a minute per reason with the count held back. The
+// option overload of RFC 2132 (option 52) is not followed, so options in the file and sname
+// fields cannot make the parse loop; repeated options are concatenated (RFC 3396), within
+// the 1500 bytes.
+//
+// URLs handed out are built on Config.PublicURL, checked once by ipxe.ValidateBaseURL (no
+// iPXE syntax, query, fragment or IPv6 zone), or else on our IPv4 address on the arrival
+// interface (with any zone dropped, though an IPv4 address has none).
 //
 // The decision is the pure function decide (bytes in, reply or reason out); the Server only
 // reads datagrams with their arrival interface (IP_PKTINFO) and sends what decide returns.

@@ -1,6 +1,7 @@
 package dhcpd
 
 import (
+	"bytes"
 	"net/netip"
 	"slices"
 	"testing"
@@ -10,8 +11,9 @@ import (
 )
 
 // FuzzDecide feeds arbitrary datagrams to both ports: decide must never panic, must give a
-// known reason whenever it stays silent, and any reply must be a valid proxy reply (siaddr and
-// option 54 set, no yiaddr, boot file present, decodable).
+// known reason whenever it stays silent, must call a datagram undecodable exactly when the
+// library cannot decode it (or it is too long), and any reply must be a valid proxy reply
+// (siaddr and option 54 set, no yiaddr, boot file present, decodable).
 func FuzzDecide(f *testing.F) {
 	for _, file := range []string{"ovmf.pcap", "seabios.pcap", "ovmf-4011.pcap", "ovmf-no43.pcap", "httpboot.pcap"} {
 		for _, d := range readPcap(f, file) {
@@ -29,6 +31,10 @@ func FuzzDecide(f *testing.F) {
 		dhcpv4.WithGeneric(dhcpv4.OptionVendorSpecificInformation, []byte{71, 4, 0, 0, 0, 0, 255})), uint8(rolePXE))
 	f.Add([]byte{}, uint8(roleDHCP))
 	f.Add([]byte{1, 1, 6, 0}, uint8(rolePXE))
+	hdr := craft(f, dhcpv4.MessageTypeDiscover)[:240]
+	f.Add(append(bytes.Clone(hdr), 53, 1, 1, 60), uint8(roleDHCP))     // option code as the last byte
+	f.Add(append(bytes.Clone(hdr), 0, 0, 0), uint8(roleDHCP))          // pad, no end
+	f.Add(append(bytes.Clone(hdr), 60, 200, 'P', 'X'), uint8(rolePXE)) // length past the end
 
 	pol := testPolicy(f)
 	f.Fuzz(func(t *testing.T, b []byte, r uint8) {
@@ -41,6 +47,11 @@ func FuzzDecide(f *testing.F) {
 			in.Src, in.Dst = netip.MustParseAddrPort("10.99.0.50:4011"), netip.MustParseAddr("10.99.0.2")
 		}
 		d := decide(b, in, pol)
+		// checkFraming must agree with the library: what it lets through decodes, and what
+		// the library refuses is one of the undecodable reasons.
+		if _, err := dhcpv4.FromBytes(b); (err != nil || len(b) > maxRequestLen) != undecodable(d.Drop) {
+			t.Fatalf("FromBytes error %v, %d bytes, but decision %q (%s)", err, len(b), d.Drop, d.Detail)
+		}
 		if d.Reply == nil {
 			if !slices.Contains(dropReasons, d.Drop) {
 				t.Fatalf("silent with unknown reason %q", d.Drop)

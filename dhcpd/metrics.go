@@ -16,7 +16,8 @@ type metrics struct {
 	dropped  *prometheus.CounterVec // reason
 }
 
-// Message type label values; anything else is "other", an undecodable datagram "malformed".
+// Message type label values; anything else is "other", and a datagram that is not a whole
+// DHCP message (dropped as oversized, truncated or malformed) is "malformed".
 var msgTypes = map[dhcpv4.MessageType]string{
 	dhcpv4.MessageTypeDiscover: "discover",
 	dhcpv4.MessageTypeRequest:  "request",
@@ -92,9 +93,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// labels are the received-counter labels for a decision.
+// receivedLabels are the received-counter labels for a decision.
 func receivedLabels(d decision) (typ, arch string) {
-	if d.Drop == dropMalformed {
+	if undecodable(d.Drop) {
 		return typeMalformed, archNone
 	}
 	typ, ok := msgTypes[d.Client.Type]

@@ -33,14 +33,37 @@ func TestServeNetns(t *testing.T) {
 		netnsChild(t, cli)
 		return
 	}
+	requireNetns(t)
+	srvNS, cliNS := netnsLinks(t)
+	runInNetns(t, srvNS, cliNS)
+}
+
+// requireNetns skips a test that needs root and iproute2 when they are missing, or fails it
+// when BOOTSTRAPD_REQUIRE_TOOLS=1 says no check may be skipped.
+func requireNetns(t *testing.T) {
+	t.Helper()
+	missing := ""
 	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
+		missing = "root (network namespaces, real sockets on ports 67 and 4011)"
+	} else if _, err := exec.LookPath("ip"); err != nil {
+		missing = "iproute2 (the ip command)"
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2")
+	if missing == "" {
+		return
 	}
+	if os.Getenv("BOOTSTRAPD_REQUIRE_TOOLS") == "1" {
+		t.Fatalf("needs %s, and BOOTSTRAPD_REQUIRE_TOOLS=1 forbids skipping", missing)
+	}
+	t.Skipf("needs %s; skipped (BOOTSTRAPD_REQUIRE_TOOLS=1 makes this a failure)", missing)
+}
+
+// netnsLinks creates a server and a client namespace joined by two links, s0 (10.77.0.1/24)
+// and s1 (10.78.0.1/24) whose peers c0 (.50) and c1 (.50) are in the client namespace. Both
+// are deleted when the test ends.
+func netnsLinks(t *testing.T) (srvNS, cliNS string) {
+	t.Helper()
 	id := strconv.Itoa(os.Getpid())
-	srvNS, cliNS := "dhcpdt-srv-"+id, "dhcpdt-cli-"+id
+	srvNS, cliNS = "dhcpdt-srv-"+id, "dhcpdt-cli-"+id
 	run := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
@@ -60,8 +83,15 @@ func TestServeNetns(t *testing.T) {
 	}
 	run("-n", srvNS, "link", "set", "lo", "up")
 	run("-n", cliNS, "link", "set", "lo", "up")
+	return srvNS, cliNS
+}
 
-	args := []string{"netns", "exec", srvNS, os.Args[0], "-test.run=^TestServeNetns$", "-test.v"}
+// runInNetns re-runs the current test inside srvNS, with the client namespace's name in
+// netnsChildEnv: the server must be in its namespace for its interface lookups (netlink) as
+// well as its sockets, which a thread of this process cannot give it.
+func runInNetns(t *testing.T, srvNS, cliNS string) {
+	t.Helper()
+	args := []string{"netns", "exec", srvNS, os.Args[0], "-test.run=^" + t.Name() + "$", "-test.v"}
 	cmd := exec.Command("ip", args...)
 	cmd.Env = append(os.Environ(), netnsChildEnv+"="+cliNS)
 	out, err := cmd.CombinedOutput()
@@ -69,6 +99,29 @@ func TestServeNetns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("namespace run: %v", err)
 	}
+}
+
+// inNamespace runs f on a thread in the named namespace; sockets f opens stay there and can
+// be used from any goroutine afterwards.
+func inNamespace(ns string, f func() error) error {
+	errc := make(chan error)
+	go func() {
+		// This thread switches namespace and is never unlocked: Go discards it when the
+		// goroutine ends, so no other goroutine ever runs in the client namespace.
+		runtime.LockOSThread()
+		fd, err := os.Open("/run/netns/" + ns)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer fd.Close()
+		if err := unix.Setns(int(fd.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns %s: %w", ns, err)
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
 }
 
 // clientSockets opens, inside the client namespace, one socket per link bound to port 68 of
@@ -82,23 +135,8 @@ type clientSockets struct {
 }
 
 func openClientSockets(ns string) clientSockets {
-	ch := make(chan clientSockets)
-	go func() {
-		// This thread switches namespace and is never unlocked: Go discards it when the
-		// goroutine ends, so no other goroutine ever runs in the client namespace.
-		runtime.LockOSThread()
-		var cs clientSockets
-		defer func() { ch <- cs }()
-		f, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			cs.setupErr = err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			cs.setupErr = fmt.Errorf("setns: %w", err)
-			return
-		}
+	var cs clientSockets
+	cs.setupErr = inNamespace(ns, func() error {
 		for _, s := range []struct {
 			dev string
 			pc  **ipv4.PacketConn
@@ -106,24 +144,23 @@ func openClientSockets(ns string) clientSockets {
 		}{{"c0", &cs.c0, &cs.idx0}, {"c1", &cs.c1, &cs.idx1}} {
 			c, err := server4.NewIPv4UDPConn(s.dev, &net.UDPAddr{Port: 68})
 			if err != nil {
-				cs.setupErr = fmt.Errorf("client socket on %s: %w", s.dev, err)
-				return
+				return fmt.Errorf("client socket on %s: %w", s.dev, err)
 			}
 			*s.pc = ipv4.NewPacketConn(c)
 			if err := (*s.pc).SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true); err != nil {
-				cs.setupErr = err
-				return
+				return err
 			}
 			ifi, err := net.InterfaceByName(s.dev)
 			if err != nil {
-				cs.setupErr = err
-				return
+				return err
 			}
 			*s.idx = ifi.Index
 		}
-		cs.pxe, cs.setupErr = net.ListenPacket("udp4", "10.77.0.50:4011")
-	}()
-	return <-ch
+		var err error
+		cs.pxe, err = net.ListenPacket("udp4", "10.77.0.50:4011")
+		return err
+	})
+	return cs
 }
 
 func netnsChild(t *testing.T, cliNS string) {

@@ -7,10 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,7 +16,12 @@ import (
 	"github.com/insomniacslk/dhcp/iana"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/ipv4"
+
+	"github.com/threefoldtech/bootstrapd/ipxe"
 )
+
+// readBuffer is the socket receive buffer asked for; see listen.
+const readBuffer = 1 << 20
 
 // BootFiles names the iPXE binary a firmware architecture loads. *ipxe.Catalogue implements
 // it. BootFile returns a bare file name, served by TFTP as is and by HTTP under /boot/, or an
@@ -51,8 +54,9 @@ type Config struct {
 	PublicURL string
 	// Files maps architectures to iPXE binaries; required.
 	Files BootFiles
-	// Logger receives one line per reply (Info) and per ignored datagram (Debug, or Warn
-	// when the cause is on our side). Nil: discard.
+	// Logger receives one line per reply (Info) and per ignored datagram (Debug). When the
+	// cause of a drop is on our side (no address, architecture or binary for a PXE client;
+	// a failed send) the first of each cause a minute is a Warn instead. Nil: discard.
 	Logger *slog.Logger
 	// Registerer receives the metrics (bootstrapd_dhcp_*). Nil: not registered (still
 	// counted). Registering twice on one registry fails New.
@@ -86,6 +90,7 @@ type Server struct {
 	pol     policy
 	onStage func(Stage)
 	m       *metrics
+	warns   *warnLimiter
 	ifaces  *ifaceCache
 	conns   []*listener
 
@@ -142,6 +147,7 @@ func New(cfg Config) (*Server, error) {
 		pol:     policy{PublicURL: base, HTTPPort: cfg.HTTPPort, ServerPort: cfg.Port, Files: cfg.Files},
 		onStage: cfg.OnStage,
 		m:       m,
+		warns:   &warnLimiter{every: time.Minute},
 		ifaces:  &ifaceCache{names: slices.Clone(cfg.Interfaces), ttl: 5 * time.Second},
 	}
 	for _, l := range []struct {
@@ -158,20 +164,19 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// publicURL checks Config.PublicURL once, with the rules every URL in a script or a DHCP
+// reply follows: it goes into option 67 of every iPXE offer as it is.
 func publicURL(raw string) (string, error) {
 	if raw == "" {
 		return "", nil
 	}
-	u, err := url.Parse(raw)
+	base, err := ipxe.ValidateBaseURL(raw)
 	if err != nil {
-		return "", fmt.Errorf("dhcpd: public URL %q: %w", raw, err)
+		return "", fmt.Errorf("dhcpd: public URL: %w", err)
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("dhcpd: public URL %q: want http(s)://host[:port][/path]", raw)
-	}
-	base := strings.TrimRight(raw, "/")
-	if len(base)+len("/provision/aa:bb:cc:dd:ee:ff") > maxBootFileLen {
-		return "", fmt.Errorf("dhcpd: public URL %q: longer than %d bytes leaves no room in a DHCP reply", raw, maxBootFileLen-len("/provision/aa:bb:cc:dd:ee:ff"))
+	const path = "/provision/aa:bb:cc:dd:ee:ff"
+	if len(base)+len(path) > maxBootFileLen {
+		return "", fmt.Errorf("dhcpd: public URL %q: longer than %d bytes leaves no room in a DHCP reply", raw, maxBootFileLen-len(path))
 	}
 	return base, nil
 }
@@ -196,6 +201,12 @@ func listen(r role, addr string) (*listener, error) {
 	c, err := lc.ListenPacket(context.Background(), "udp4", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dhcpd: listen on udp %s (%s port): %w", addr, r, err)
+	}
+	// A flood from the LAN is read as fast as it comes, but a burst or a pause (GC, a slow
+	// log sink) must not overflow the queue and lose a real client's request with it. The
+	// kernel caps this at net.core.rmem_max without an error, which is as much as we get.
+	if uc, ok := c.(*net.UDPConn); ok {
+		_ = uc.SetReadBuffer(readBuffer)
 	}
 	pc := ipv4.NewPacketConn(c)
 	// IP_PKTINFO: the arrival interface picks our address and the broadcast's way out.
@@ -254,9 +265,10 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 func (s *Server) loop(ctx context.Context, l *listener) error {
-	// Larger than any Ethernet frame: a DHCP message is at most one unfragmented datagram in
-	// practice (RFC 2131 sets no upper bound, clients advertise up to 1500 in option 57).
-	buf := make([]byte, 9000)
+	// One byte more than we parse: the kernel silently cuts a datagram to the buffer, and a
+	// 64 KiB one cut to a valid-looking prefix would be answered. This way anything longer
+	// than maxRequestLen arrives longer than maxRequestLen, and decide drops it as oversized.
+	buf := make([]byte, maxRequestLen+1)
 	for {
 		n, cm, src, err := l.pc.ReadFrom(buf)
 		if err != nil {
@@ -287,26 +299,24 @@ func (s *Server) handle(l *listener, b []byte, cm *ipv4.ControlMessage, src net.
 	d := decide(b, in, s.pol)
 	typ, arch := receivedLabels(d)
 	s.m.received.WithLabelValues(typ, arch).Inc()
-	log := s.log.With("mac", d.Client.MAC.String(), "xid", d.Client.XID.String())
 	if d.Reply == nil {
 		s.m.dropped.WithLabelValues(d.Drop).Inc()
-		lvl := slog.LevelDebug
-		switch d.Drop {
-		case dropNoAddress, dropNoArch, dropNoBinary:
-			// A PXE client we should serve is left without an answer: that is on us.
-			lvl = slog.LevelWarn
-		}
-		log.Log(context.Background(), lvl, "dhcp request ignored", "reason", d.Drop, "detail", d.Detail,
-			"src", in.Src, "iface", in.Iface, "port", l.role.String(), "vendor_class", d.Client.VendorClass)
+		s.logDrop(l, in, d, len(b))
 		return
 	}
+	log := s.log.With("mac", d.Client.MAC.String(), "xid", d.Client.XID.String())
 	out := &ipv4.ControlMessage{Src: d.Server.AsSlice()}
 	if d.Broadcast {
 		out.IfIndex = in.IfIndex
 	}
 	if _, err := l.pc.WriteTo(d.Reply.ToBytes(), out, net.UDPAddrFromAddrPort(d.To)); err != nil {
 		s.m.dropped.WithLabelValues(dropSendFailed).Inc()
-		log.Warn("dhcp reply not sent", "to", d.To, "iface", in.Iface, "err", err)
+		args := []any{"to", d.To, "iface", in.Iface, "err", err}
+		lvl, held := s.dropLevel(dropSendFailed)
+		if lvl > slog.LevelDebug {
+			args = append(args, "held_back", held)
+		}
+		log.Log(context.Background(), lvl, "dhcp reply not sent", args...)
 		return
 	}
 	s.m.replies.WithLabelValues(d.Kind).Inc()
@@ -320,6 +330,72 @@ func (s *Server) handle(l *listener, b []byte, cm *ipv4.ControlMessage, src net.
 		}
 		s.onStage(st)
 	}
+}
+
+// logDrop logs a datagram left unanswered. Anyone on the LAN can send those as fast as the
+// link goes, so they are logged at Debug, and the cost of a line is only paid when Debug is
+// on; see dropLevel for the exceptions.
+func (s *Server) logDrop(l *listener, in arrival, d decision, size int) {
+	ctx := context.Background()
+	lvl, held := s.dropLevel(d.Drop)
+	if !s.log.Enabled(ctx, lvl) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("reason", d.Drop), slog.String("detail", d.Detail), slog.Any("src", in.Src),
+		slog.String("iface", in.Iface), slog.String("port", l.role.String()),
+	}
+	if undecodable(d.Drop) {
+		attrs = append(attrs, slog.Int("bytes", size))
+	} else {
+		attrs = append(attrs, slog.String("mac", d.Client.MAC.String()), slog.String("xid", d.Client.XID.String()),
+			slog.String("vendor_class", d.Client.VendorClass))
+	}
+	if lvl > slog.LevelDebug {
+		attrs = append(attrs, slog.Int("held_back", held))
+	}
+	s.log.LogAttrs(ctx, lvl, "dhcp request ignored", attrs...)
+}
+
+// dropLevel is the log level of a drop. A PXE client we should serve left without an answer
+// (no address, architecture or binary for it, or a failed send) is on our side and worth a
+// Warn, but a client can cause those at will too: the first per reason and minute is a Warn,
+// the rest Debug. held is how many Debug ones went before this Warn.
+func (s *Server) dropLevel(reason string) (lvl slog.Level, held int) {
+	switch reason {
+	case dropNoAddress, dropNoArch, dropNoBinary, dropSendFailed:
+		if ok, n := s.warns.allow(reason, time.Now()); ok {
+			return slog.LevelWarn, n
+		}
+	}
+	return slog.LevelDebug, 0
+}
+
+// warnLimiter lets one event per key through every interval and counts those it holds back.
+// Keys are drop reasons, a fixed set.
+type warnLimiter struct {
+	every time.Duration
+
+	mu   sync.Mutex
+	last map[string]time.Time
+	held map[string]int
+}
+
+// allow reports whether key may be logged loudly at now, and if so how many were held back
+// since the last time it was.
+func (w *warnLimiter) allow(key string, now time.Time) (bool, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if t, ok := w.last[key]; ok && now.Sub(t) < w.every {
+		w.held[key]++
+		return false, 0
+	}
+	if w.last == nil {
+		w.last, w.held = map[string]time.Time{}, map[string]int{}
+	}
+	n := w.held[key]
+	w.last[key], w.held[key] = now, 0
+	return true, n
 }
 
 // ifaceCache remembers each interface's name and IPv4 addresses for a few seconds, so a burst

@@ -40,6 +40,42 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// recordLog keeps the level and message of every record it is given, and passes it on.
+type recordLog struct {
+	slog.Handler
+	mu   *sync.Mutex
+	recs *[]string
+}
+
+// newRecordLog is a logger to t at level and above, and a function listing what it logged
+// as "LEVEL message".
+func newRecordLog(t testing.TB, level slog.Level) (*slog.Logger, func() []string) {
+	h := recordLog{
+		Handler: slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: level}),
+		mu:      &sync.Mutex{}, recs: new([]string),
+	}
+	return slog.New(h), func() []string {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return slices.Clone(*h.recs)
+	}
+}
+
+func (h recordLog) Handle(ctx context.Context, r slog.Record) error {
+	h.mu.Lock()
+	*h.recs = append(*h.recs, r.Level.String()+" "+r.Message)
+	h.mu.Unlock()
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h recordLog) WithAttrs(a []slog.Attr) slog.Handler {
+	return recordLog{Handler: h.Handler.WithAttrs(a), mu: h.mu, recs: h.recs}
+}
+
+func (h recordLog) WithGroup(g string) slog.Handler {
+	return recordLog{Handler: h.Handler.WithGroup(g), mu: h.mu, recs: h.recs}
+}
+
 // stages collects OnStage calls.
 type stages struct {
 	mu sync.Mutex
@@ -106,22 +142,7 @@ func withXID(b []byte, xid byte) []byte {
 func TestServerLoopback(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	var got stages
-	var srv *Server
-	var port int
-	for try := 0; ; try++ {
-		port = 20000 + rand.IntN(20000)
-		var err error
-		srv, err = New(Config{
-			Interfaces: []string{"lo"}, Addr: "127.0.0.1", Port: port, PXEPort: port + 2, HTTPPort: 8080,
-			Files: testCatalogue(t), Logger: testLogger(t), Registerer: reg, OnStage: got.add,
-		})
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EADDRINUSE) || try > 20 {
-			t.Fatal(err)
-		}
-	}
+	srv, port := loopbackServer(t, Config{HTTPPort: 8080, Logger: testLogger(t), Registerer: reg, OnStage: got.add})
 	wantAddrs := []netip.AddrPort{
 		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)),
 		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port+2)),
@@ -129,7 +150,6 @@ func TestServerLoopback(t *testing.T) {
 	if a := srv.Addrs(); len(a) != 2 || a[0] != wantAddrs[0] || a[1] != wantAddrs[1] {
 		t.Errorf("Addrs() = %v, want %v", a, wantAddrs)
 	}
-	serve(t, srv)
 
 	relay, err := net.ListenPacket("udp4", "127.0.0.2:"+strconv.Itoa(port))
 	if err != nil {
@@ -190,7 +210,7 @@ func TestServerLoopback(t *testing.T) {
 		c    prometheus.Collector
 		want float64
 	}{
-		{srv.m.dropped.WithLabelValues(dropMalformed), 1},
+		{srv.m.dropped.WithLabelValues(dropTruncated), 1},
 		{srv.m.dropped.WithLabelValues(dropNotPXE), 1},
 		{srv.m.dropped.WithLabelValues(dropWrongType), 0},
 		{srv.m.replies.WithLabelValues(kindBinary), 2},
@@ -265,8 +285,8 @@ func TestNewConfigErrors(t *testing.T) {
 		want string
 	}{
 		{"no catalogue", Config{Port: 40001}, "Files is required"},
-		{"bad public URL scheme", Config{Files: cat, PublicURL: "ftp://x"}, "want http(s)"},
-		{"public URL with query", Config{Files: cat, PublicURL: "http://x/?a=b"}, "want http(s)"},
+		{"bad public URL scheme", Config{Files: cat, PublicURL: "ftp://x"}, "public URL"},
+		{"public URL with iPXE syntax", Config{Files: cat, PublicURL: "http://x/{a}"}, "public URL"},
 		{"public URL too long", Config{Files: cat, PublicURL: "http://x/" + strings.Repeat("a", 200)}, "longer than"},
 		{"unknown interface", Config{Files: cat, Interfaces: []string{"nosuch0"}}, `interface "nosuch0"`},
 		{"port out of range", Config{Files: cat, Port: 70000}, "out of range"},
@@ -281,6 +301,54 @@ func TestNewConfigErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q does not mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestPublicURL: the configured base goes into option 67 and iPXE scripts as it is, so it
+// passes ipxe.ValidateBaseURL, and leaves room for the longest path we append.
+func TestPublicURL(t *testing.T) {
+	longest := "http://x/" + strings.Repeat("a", maxBootFileLen-len("http://x/")-len("/provision/aa:bb:cc:dd:ee:ff"))
+	tests := []struct {
+		name    string
+		in      string
+		want    string
+		unsafe  bool // refused with ipxe.ErrUnsafe
+		tooLong bool
+	}{
+		{name: "empty means derived per request", in: "", want: ""},
+		{name: "host only", in: "http://boot.example.net", want: "http://boot.example.net"},
+		{name: "trailing slash dropped", in: "https://boot.example.net:8443/farm/", want: "https://boot.example.net:8443/farm"},
+		{name: "IPv6 literal", in: "http://[2001:db8::1]:8080", want: "http://[2001:db8::1]:8080"},
+		{name: "as long as fits", in: longest, want: longest},
+		{name: "one byte too long", in: longest + "a", tooLong: true},
+		{name: "braces", in: "http://x/{a}", unsafe: true},
+		{name: "iPXE variable", in: "http://x/${net0/mac}", unsafe: true},
+		{name: "command separator", in: "http://x/a;shell", unsafe: true},
+		{name: "space", in: "http://x/a b", unsafe: true},
+		{name: "IPv6 zone", in: "http://[fe80::1%25eth0]:8080", unsafe: true},
+		{name: "query", in: "http://x/?a=b", unsafe: true},
+		{name: "empty query", in: "http://x/?", unsafe: true},
+		{name: "fragment", in: "http://x/#top", unsafe: true},
+		{name: "ftp", in: "ftp://x", unsafe: true},
+		{name: "relative", in: "/boot", unsafe: true},
+		{name: "no host", in: "http:///boot", unsafe: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := publicURL(tt.in)
+			switch {
+			case tt.unsafe:
+				if !errors.Is(err, ipxe.ErrUnsafe) {
+					t.Errorf("publicURL(%q) = %q, %v; want ipxe.ErrUnsafe", tt.in, got, err)
+				}
+			case tt.tooLong:
+				if err == nil || !strings.Contains(err.Error(), "longer than") {
+					t.Errorf("publicURL(%q) = %q, %v; want too long", tt.in, got, err)
+				}
+			case err != nil || got != tt.want:
+				t.Errorf("publicURL(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 			}
 		})
 	}
@@ -409,4 +477,130 @@ func stageLines(st []Stage) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// loopbackServer runs a server on 127.0.0.1 with free high ports (DHCP on port, PXE on
+// port+2) until the test ends.
+func loopbackServer(t *testing.T, cfg Config) (*Server, int) {
+	t.Helper()
+	cfg.Interfaces, cfg.Addr, cfg.Files = []string{"lo"}, "127.0.0.1", testCatalogue(t)
+	for try := 0; ; try++ {
+		port := 20000 + rand.IntN(20000)
+		cfg.Port, cfg.PXEPort = port, port+2
+		srv, err := New(cfg)
+		if err == nil {
+			serve(t, srv)
+			return srv, port
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || try > 20 {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestServerDropsGarbage sends what is not a whole DHCP message to both ports over loopback,
+// where a datagram can be 64 KiB without fragments: each is counted under its reason, is not
+// answered, and is logged below Info. A real request sent after it on the same socket is
+// answered first, which shows the garbage before it got nothing.
+func TestServerDropsGarbage(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	log, records := newRecordLog(t, slog.LevelDebug)
+	srv, port := loopbackServer(t, Config{HTTPPort: 8080, Logger: log, Registerer: reg})
+	relay, err := net.ListenPacket("udp4", "127.0.0.2:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	dhcpAddr, pxeAddr := "127.0.0.1:"+strconv.Itoa(port), "127.0.0.1:"+strconv.Itoa(port+2)
+
+	discover := patch(fromCapture(t, "ovmf.pcap", 67, dhcpv4.MessageTypeDiscover, 0).Data, withGiaddr("127.0.0.2"))
+	request := fromCapture(t, "ovmf-4011.pcap", 4011, dhcpv4.MessageTypeRequest, 0).Data
+	padTo := func(b []byte, n int) []byte { return append(bytes.Clone(b), make([]byte, n-len(b))...) }
+	tests := []struct {
+		name string
+		b    []byte
+		to   string
+		want string
+	}{
+		{"64 KiB datagram holding a valid discover", padTo(discover, 65507), dhcpAddr, dropOversized},
+		{"64 KiB datagram holding a valid request", padTo(request, 65507), pxeAddr, dropOversized},
+		{"one byte over the limit", padTo(discover, maxRequestLen+1), dhcpAddr, dropOversized},
+		{"empty", []byte{}, dhcpAddr, dropTruncated},
+		{"header cut short", discover[:200], pxeAddr, dropTruncated},
+		{"option past the end", append(bytes.Clone(discover[:240]), 53, 1, 1, 60, 255, 'P'), dhcpAddr, dropTruncated},
+		{"no end option", discover[:len(discover)-1], dhcpAddr, dropTruncated},
+		{"random bytes", bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef, 0x01}, 100), pxeAddr, dropMalformed},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := testutil.ToFloat64(srv.m.dropped.WithLabelValues(tt.want))
+			send(t, relay, tt.b, tt.to)
+			sentinel, want := withXID(discover, byte(i)), dhcpv4.MessageTypeOffer
+			if tt.to == pxeAddr {
+				sentinel, want = withXID(request, byte(i)), dhcpv4.MessageTypeAck
+			}
+			send(t, relay, sentinel, tt.to)
+			reply, _ := readReply(t, relay)
+			if reply.TransactionID[3] != byte(i) || reply.MessageType() != want {
+				t.Fatalf("first reply is %s xid %s, want the %s to the request sent after the garbage",
+					reply.MessageType(), reply.TransactionID, want)
+			}
+			if got := testutil.ToFloat64(srv.m.dropped.WithLabelValues(tt.want)); got != before+1 {
+				t.Errorf("dropped{reason=%q} went from %v to %v, want +1", tt.want, before, got)
+			}
+		})
+	}
+	for _, r := range records() {
+		if strings.HasSuffix(r, " dhcp request ignored") && !strings.HasPrefix(r, "DEBUG ") {
+			t.Errorf("a drop was logged as %q: a flood would flood the log", r)
+		}
+	}
+	if n, err := testutil.GatherAndCount(reg, "bootstrapd_dhcp_dropped_total"); err != nil || n != len(dropReasons) {
+		t.Errorf("dropped series: %d (err %v), want %d", n, err, len(dropReasons))
+	}
+}
+
+// TestDropLevel: drops that are on our side are a Warn once a minute per reason, with the
+// number held back since; everything else is always Debug.
+func TestDropLevel(t *testing.T) {
+	log, records := newRecordLog(t, slog.LevelDebug)
+	s := &Server{log: log, warns: &warnLimiter{every: time.Hour}}
+	in := arrival{Iface: "lo"}
+	for _, reason := range []string{dropNoArch, dropNoArch, dropNoArch, dropNotPXE, dropTruncated, dropNoBinary, dropNoArch} {
+		s.logDrop(&listener{role: roleDHCP}, in, decision{Drop: reason}, 300)
+	}
+	want := []string{
+		"WARN dhcp request ignored", "DEBUG dhcp request ignored", "DEBUG dhcp request ignored",
+		"DEBUG dhcp request ignored", "DEBUG dhcp request ignored", "WARN dhcp request ignored",
+		"DEBUG dhcp request ignored",
+	}
+	if diff := cmp.Diff(want, records()); diff != "" {
+		t.Errorf("levels (-want +got):\n%s", diff)
+	}
+}
+
+func TestWarnLimiter(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	w := &warnLimiter{every: time.Minute}
+	steps := []struct {
+		key      string
+		at       time.Duration
+		wantOK   bool
+		wantHeld int
+	}{
+		{"no-arch", 0, true, 0},
+		{"no-arch", time.Second, false, 0},
+		{"no-binary", time.Second, true, 0}, // keys are independent
+		{"no-arch", 59 * time.Second, false, 0},
+		{"no-arch", time.Minute, true, 2},
+		{"no-arch", time.Minute + time.Second, false, 0},
+		{"no-binary", 3 * time.Minute, true, 0},
+		{"no-arch", 3 * time.Minute, true, 1},
+	}
+	for i, st := range steps {
+		ok, held := w.allow(st.key, t0.Add(st.at))
+		if ok != st.wantOK || held != st.wantHeld {
+			t.Errorf("step %d (%s at %v): allow = %v, %d; want %v, %d", i, st.key, st.at, ok, held, st.wantOK, st.wantHeld)
+		}
+	}
 }
