@@ -172,8 +172,8 @@ func netnsChild(t *testing.T, cliNS string) {
 	defer cs.c1.Close()
 	defer cs.pxe.Close()
 
-	var got stages
-	srv, err := New(Config{HTTPPort: 8080, Files: testCatalogue(t), Logger: testLogger(t), OnStage: got.add})
+	var got stagesSeen
+	srv, err := New(Config{HTTPPort: 8080, Files: testCatalogue(t), Logger: testLogger(t), Timeline: got.add})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,13 +242,13 @@ func netnsChild(t *testing.T, cliNS string) {
 	}
 	st := waitStages(t, &got, 3)
 	if diff := cmp.Diff([]string{
-		"offer-binary 52:54:00:12:34:56 EFI x86-64 10.77.0.50 ipxe-amd64.efi",
-		"offer-binary 52:54:00:12:34:56 EFI x86-64 invalid IP ipxe-amd64.efi",
-		"offer-binary 52:54:00:12:34:56 EFI x86-64 invalid IP ipxe-amd64.efi",
+		"offer_binary 52:54:00:12:34:56 10.77.0.50 | EFI x86-64 ipxe-amd64.efi",
+		"offer_binary 52:54:00:12:34:56 invalid IP | EFI x86-64 ipxe-amd64.efi",
+		"offer_binary 52:54:00:12:34:56 invalid IP | EFI x86-64 ipxe-amd64.efi",
 	}, stageLines(st)); diff != "" {
 		t.Errorf("stages (-want +got):\n%s", diff)
 	}
 	if n := testutil.ToFloat64(srv.m.dropped.WithLabelValues(dropNotPXE)); n != 2 {
-		t.Errorf("not-pxe drops: %v, want 2", n)
+		t.Errorf("not_pxe drops: %v, want 2", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/threefoldtech/bootstrapd/ipxe"
+	"github.com/threefoldtech/bootstrapd/store/timeline"
 )
 
 // readBuffer is the socket receive buffer asked for; see listen.
@@ -61,38 +63,27 @@ type Config struct {
 	// Registerer receives the metrics (bootstrapd_dhcp_*). Nil: not registered (still
 	// counted). Registering twice on one registry fails New.
 	Registerer prometheus.Registerer
-	// OnStage, when set, is called after each reply is sent, from the serve loop: it must
-	// return quickly.
-	OnStage func(Stage)
+	// Timeline, when set, is told of each reply sent (a boot stage), from the serve loop.
+	Timeline timeline.Sink
 }
 
-// Stage is one step of a node's boot that the ProxyDHCP saw: a reply sent to it.
-type Stage struct {
-	MAC  net.HardwareAddr
-	Arch iana.Arch  // client architecture (option 93 or option 60); 0 when it sent none
-	IP   netip.Addr // ciaddr, else the requested address (option 50); invalid when unknown
-	Kind string     // StageOfferBinary, StageOfferIPXEScript or StageOfferHTTPBoot
-	File string     // the boot file or URL handed out
-	Time time.Time
+// stages maps a reply's kind to the boot stage it is.
+var stages = map[string]timeline.Stage{
+	kindBinary:     timeline.OfferBinary,
+	kindIPXEScript: timeline.OfferScript,
+	kindHTTPBoot:   timeline.OfferHTTPBoot,
 }
-
-// Stage kinds.
-const (
-	StageOfferBinary     = "offer-binary"      // PXE firmware or old iPXE sent to a TFTP binary
-	StageOfferIPXEScript = "offer-ipxe-script" // iPXE sent to /provision/<mac>
-	StageOfferHTTPBoot   = "offer-httpboot"    // UEFI HTTP Boot sent to /boot/<binary>
-)
 
 // Server is a ProxyDHCP server on the DHCP and PXE ports. It is created bound by New and runs
 // in Serve.
 type Server struct {
-	log     *slog.Logger
-	pol     policy
-	onStage func(Stage)
-	m       *metrics
-	warns   *warnLimiter
-	ifaces  *ifaceCache
-	conns   []*listener
+	log      *slog.Logger
+	pol      policy
+	timeline timeline.Sink
+	m        *metrics
+	warns    *warnLimiter
+	ifaces   *ifaceCache
+	conns    []*listener
 
 	closeOnce sync.Once
 	closeErr  error
@@ -143,12 +134,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		log:     log,
-		pol:     policy{PublicURL: base, HTTPPort: cfg.HTTPPort, ServerPort: cfg.Port, Files: cfg.Files},
-		onStage: cfg.OnStage,
-		m:       m,
-		warns:   &warnLimiter{every: time.Minute},
-		ifaces:  &ifaceCache{names: slices.Clone(cfg.Interfaces), ttl: 5 * time.Second},
+		log:      log,
+		pol:      policy{PublicURL: base, HTTPPort: cfg.HTTPPort, ServerPort: cfg.Port, Files: cfg.Files},
+		timeline: cfg.Timeline,
+		m:        m,
+		warns:    &warnLimiter{every: time.Minute},
+		ifaces:   &ifaceCache{names: slices.Clone(cfg.Interfaces), ttl: 5 * time.Second},
 	}
 	for _, l := range []struct {
 		r    role
@@ -320,15 +311,17 @@ func (s *Server) handle(l *listener, b []byte, cm *ipv4.ControlMessage, src net.
 		return
 	}
 	s.m.replies.WithLabelValues(d.Kind).Inc()
-	log.Info("proxy dhcp reply sent", "type", d.Reply.MessageType().String(), "kind", d.Kind,
+	// Debug: the timeline logs the boot stage at Info, once.
+	log.Debug("proxy dhcp reply sent", "type", d.Reply.MessageType().String(), "kind", d.Kind,
 		"file", d.File, "arch", archLabel(d.Client), "ipxe", d.Client.IPXE, "to", d.To,
 		"iface", in.Iface, "server", d.Server)
-	if s.onStage != nil {
-		st := Stage{MAC: d.Client.MAC, IP: d.Client.IP, Kind: "offer-" + d.Kind, File: d.File, Time: time.Now()}
+	if s.timeline != nil {
+		ev := timeline.Event{MAC: d.Client.MAC.String(), IP: d.Client.IP, Stage: stages[d.Kind], Time: time.Now()}
 		if d.Client.HasArch {
-			st.Arch = d.Client.Arch
+			ev.Arch = d.Client.Arch.String()
 		}
-		s.onStage(st)
+		ev.Detail = strings.TrimSpace(ev.Arch + " " + d.File)
+		s.timeline(ev)
 	}
 }
 

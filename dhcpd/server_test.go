@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/threefoldtech/bootstrapd/ipxe"
+	"github.com/threefoldtech/bootstrapd/store/timeline"
 )
 
 type testLogWriter struct{ t testing.TB }
@@ -76,17 +77,17 @@ func (h recordLog) WithGroup(g string) slog.Handler {
 	return recordLog{Handler: h.Handler.WithGroup(g), mu: h.mu, recs: h.recs}
 }
 
-// stages collects OnStage calls.
-type stages struct {
+// stagesSeen collects the timeline events a server emits.
+type stagesSeen struct {
 	mu sync.Mutex
-	s  []Stage
+	s  []timeline.Event
 }
 
-func (s *stages) add(st Stage) { s.mu.Lock(); s.s = append(s.s, st); s.mu.Unlock() }
-func (s *stages) list() []Stage {
+func (s *stagesSeen) add(e timeline.Event) { s.mu.Lock(); s.s = append(s.s, e); s.mu.Unlock() }
+func (s *stagesSeen) list() []timeline.Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Stage(nil), s.s...)
+	return append([]timeline.Event(nil), s.s...)
 }
 
 // serve runs srv until the test ends and checks that Serve returns nil once ctx is cancelled.
@@ -141,8 +142,8 @@ func withXID(b []byte, xid byte) []byte {
 // request in between must be counted and left unanswered.
 func TestServerLoopback(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	var got stages
-	srv, port := loopbackServer(t, Config{HTTPPort: 8080, Logger: testLogger(t), Registerer: reg, OnStage: got.add})
+	var got stagesSeen
+	srv, port := loopbackServer(t, Config{HTTPPort: 8080, Logger: testLogger(t), Registerer: reg, Timeline: got.add})
 	wantAddrs := []netip.AddrPort{
 		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)),
 		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port+2)),
@@ -204,7 +205,7 @@ func TestServerLoopback(t *testing.T) {
 		t.Errorf("4011 answer: %s file %q siaddr %s from %s", ack.MessageType(), ack.BootFileName, ack.ServerIPAddr, from)
 	}
 
-	// OnStage runs last for each reply: once all three are in, so are the counters.
+	// The timeline callback runs last for each reply: once all three are in, so are the counters.
 	st := waitStages(t, &got, 3)
 	for _, c := range []struct {
 		c    prometheus.Collector
@@ -217,8 +218,8 @@ func TestServerLoopback(t *testing.T) {
 		{srv.m.replies.WithLabelValues(kindIPXEScript), 1},
 		{srv.m.received.WithLabelValues("malformed", "none"), 1},
 		{srv.m.received.WithLabelValues("discover", "none"), 1},
-		{srv.m.received.WithLabelValues("discover", "efi-x64"), 2},
-		{srv.m.received.WithLabelValues("request", "efi-x64"), 1},
+		{srv.m.received.WithLabelValues("discover", "efi_x64"), 2},
+		{srv.m.received.WithLabelValues("request", "efi_x64"), 1},
 	} {
 		if got := testutil.ToFloat64(c.c); got != c.want {
 			desc := make(chan *prometheus.Desc, 1)
@@ -238,12 +239,12 @@ func TestServerLoopback(t *testing.T) {
 	}
 
 	if len(st) != 3 {
-		t.Fatalf("OnStage called %d times, want 3: %+v", len(st), st)
+		t.Fatalf("%d timeline events, want 3: %+v", len(st), st)
 	}
 	if diff := cmp.Diff([]string{
-		"offer-binary 52:54:00:12:34:56 EFI x86-64 10.99.0.111 ipxe-amd64.efi",
-		"offer-binary 52:54:00:12:34:56 EFI x86-64 invalid IP ipxe-amd64.efi",
-		"offer-ipxe-script 52:54:00:12:34:56 EFI x86-64 invalid IP http://127.0.0.1:8080/provision/52:54:00:12:34:56",
+		"offer_binary 52:54:00:12:34:56 10.99.0.111 | EFI x86-64 ipxe-amd64.efi",
+		"offer_binary 52:54:00:12:34:56 invalid IP | EFI x86-64 ipxe-amd64.efi",
+		"offer_script 52:54:00:12:34:56 invalid IP | EFI x86-64 http://127.0.0.1:8080/provision/52:54:00:12:34:56",
 	}, stageLines(st)); diff != "" {
 		t.Errorf("stages (-want +got):\n%s", diff)
 	}
@@ -420,9 +421,9 @@ func copyFile(from, to string) error {
 	return out.Close()
 }
 
-// waitStages waits for n OnStage calls: the callback runs after the send, so a client can
+// waitStages waits for n timeline events: the callback runs after the send, so a client can
 // hold its reply before the server has recorded it.
-func waitStages(t *testing.T, s *stages, n int) []Stage {
+func waitStages(t *testing.T, s *stagesSeen, n int) []timeline.Event {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -467,13 +468,13 @@ func TestSharesDHCPPort(t *testing.T) {
 
 // stageLines renders stages sortably: the two ports are served concurrently, so their
 // callbacks may come in either order.
-func stageLines(st []Stage) []string {
+func stageLines(st []timeline.Event) []string {
 	var out []string
 	for _, s := range st {
 		if s.Time.IsZero() {
-			s.Kind += " (no time)"
+			s.Stage += " (no time)"
 		}
-		out = append(out, fmt.Sprintf("%s %s %s %s %s", s.Kind, s.MAC, s.Arch, s.IP, s.File))
+		out = append(out, fmt.Sprintf("%s %s %s | %s", s.Stage, s.MAC, s.IP, s.Detail))
 	}
 	slices.Sort(out)
 	return out

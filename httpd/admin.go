@@ -15,6 +15,7 @@ import (
 
 	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/store"
+	"github.com/threefoldtech/bootstrapd/store/timeline"
 )
 
 // requireAdmin lets through requests on the admin socket (its 0600 mode is the check) and TCP
@@ -274,9 +275,6 @@ type Discovered struct {
 	Stuck     bool      `json:"stuck"`
 }
 
-// StageDone is the last stage of a boot: the kernel was sent whole.
-const StageDone = "kernel-sent"
-
 // bootState tells where a timeline stands: its last stage, and whether the node stopped
 // between stages for longer than after. A finished boot is never stuck, and a waiting node
 // asks again every few seconds, so its timeline keeps moving.
@@ -285,7 +283,7 @@ func bootState(evs []store.Event, now time.Time, after time.Duration) (last stor
 		return store.Event{}, false
 	}
 	last = evs[len(evs)-1]
-	return last, last.Stage != StageDone && now.Sub(last.Time) > after
+	return last, last.Stage != string(timeline.KernelSent) && now.Sub(last.Time) > after
 }
 
 func (s *Server) apiDiscovered(c *gin.Context) {

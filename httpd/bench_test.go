@@ -31,7 +31,7 @@ func BenchmarkProvision(b *testing.B) {
 
 // BenchmarkProvisionParallel is the same under concurrency: bbolt batches the seen-MAC writes.
 func BenchmarkProvisionParallel(b *testing.B) {
-	f := newFixture(b, func(c *Config) { c.OnStage = nil })
+	f := newFixture(b, func(c *Config) { c.Timeline = nil })
 	if _, err := f.db.CreateNode(store.Node{MAC: "52:54:00:12:34:56", Network: "test", Farm: 42}); err != nil {
 		b.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/store"
+	"github.com/threefoldtech/bootstrapd/store/timeline"
 )
 
 const scriptType = "text/plain; charset=utf-8"
@@ -112,14 +113,7 @@ func (s *Server) handleProvision(c *gin.Context) {
 	}
 	ip := clientIP(c)
 	log := s.log.With("mac", mac, "remote", ip)
-	// Anyone can ask for any MAC: what is kept of it is short and checked, and kept in memory
-	// until the store writes it behind (a flood never waits on, nor fills, the disk).
 	boot := c.Request.Method == http.MethodGet
-	if boot {
-		if err := s.cfg.Store.MarkSeen(mac, provisionArch(c.Query("arch")), ip); err != nil {
-			log.Warn("record seen", "err", err)
-		}
-	}
 
 	kind := "node"
 	req, err := s.nodeBoot(mac)
@@ -145,8 +139,10 @@ func (s *Server) handleProvision(c *gin.Context) {
 	}
 	if boot {
 		s.metrics.scripts.WithLabelValues(kind).Inc()
-		// The timeline logs the stage; a line here too would log each boot twice.
-		s.stage(Stage{MAC: mac, IP: ip, Name: "script-served", Detail: kind})
+		// Anyone can ask for any MAC: what the timeline keeps of it is short and checked
+		// (arch= only as an iPXE architecture name), in memory until the store writes it
+		// behind. The timeline logs the stage; a line here too would log each boot twice.
+		s.emit(timeline.Event{MAC: mac, IP: ip, Arch: provisionArch(c.Query("arch")), Stage: timeline.ScriptServed, Detail: kind})
 	}
 	c.Data(http.StatusOK, scriptType, script)
 }
@@ -173,24 +169,21 @@ func (s *Server) nodeBoot(mac string) (BootRequest, error) {
 	return BootRequest{Network: n.Network, Farm: n.Farm, Args: n.Args, Kernel: n.Kernel}, nil
 }
 
-// Stage is a boot stage seen over HTTP. Kernel requests carry no MAC: the receiver matches
-// IP to the MAC whose script was served to it.
-type Stage struct {
-	MAC    string // "" when only the IP is known
-	IP     string
-	Name   string // script-served, kernel-requested, kernel-sent
-	Detail string
-}
-
-func (s *Server) stage(st Stage) {
-	if s.cfg.OnStage != nil {
-		s.cfg.OnStage(st)
+// emit reports a boot stage to the timeline, if there is one.
+func (s *Server) emit(e timeline.Event) {
+	if s.cfg.Timeline != nil {
+		s.cfg.Timeline(e)
 	}
 }
 
 // handleBinary serves the catalogue's iPXE binaries to UEFI HTTP Boot clients.
 func (s *Server) handleBinary(c *gin.Context) {
-	name := c.Param("file")
+	name := strings.TrimPrefix(c.Param("path"), "/")
+	if dir, file, ok := strings.Cut(name, "/"); ok {
+		if _, err := store.ParseMAC(dir); err == nil {
+			name = file
+		}
+	}
 	f, err := s.cfg.Binaries.Open(name)
 	if err != nil {
 		s.failOpen(c, "iPXE binary", name, err)
@@ -217,10 +210,10 @@ func etag(st fs.FileInfo) string {
 
 // clientIP is the client's address: the peer's, or the one a trusted proxy forwarded (gin
 // reads X-Forwarded-For only from http.trusted_proxies).
-func clientIP(c *gin.Context) string {
+func clientIP(c *gin.Context) netip.Addr {
 	a, err := netip.ParseAddr(c.ClientIP())
 	if err != nil {
-		return ""
+		return netip.Addr{}
 	}
-	return a.Unmap().WithZone("").String()
+	return a.Unmap().WithZone("")
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/threefoldtech/bootstrapd/ipxe"
+	"github.com/threefoldtech/bootstrapd/store"
+	"github.com/threefoldtech/bootstrapd/store/timeline"
 )
 
 // handleKernel serves /kernel/<name> from the kernels directory with Range and ETag.
@@ -39,14 +41,18 @@ func (s *Server) handleKernel(c *gin.Context) {
 	h := c.Request.Header
 	boot := c.Request.Method == http.MethodGet && h.Get("Range") == "" &&
 		h.Get("If-None-Match") == "" && h.Get("If-Modified-Since") == ""
+	// The boot script names its node: /kernel/<name>?mac=<mac>. Without it (a download by
+	// hand, an old script) the kernel is served but no node's timeline moves.
+	mac, err := store.ParseMAC(c.Query("mac"))
+	boot = boot && err == nil
 	if boot {
-		s.stage(Stage{IP: clientIP(c), Name: "kernel-requested", Detail: name})
+		s.emit(timeline.Event{MAC: mac, IP: clientIP(c), Stage: timeline.KernelRequested, Detail: name})
 	}
 	cw := newProgressWriter(c.Writer, s.cfg.WriteTimeout)
 	http.ServeContent(cw, c.Request, name, st.ModTime(), f)
 	s.metrics.kernelBytes.Add(float64(cw.n))
 	if boot && cw.n == st.Size() {
-		s.stage(Stage{IP: clientIP(c), Name: "kernel-sent", Detail: fmt.Sprintf("%s %d bytes", name, cw.n)})
+		s.emit(timeline.Event{MAC: mac, IP: clientIP(c), Stage: timeline.KernelSent, Detail: fmt.Sprintf("%s %d bytes", name, cw.n)})
 	}
 }
 

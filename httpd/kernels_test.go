@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/threefoldtech/bootstrapd/store"
+	"github.com/threefoldtech/bootstrapd/store/timeline"
 )
 
 func TestKernelAdmin(t *testing.T) {
@@ -113,10 +114,10 @@ func TestBootState(t *testing.T) {
 		stuck bool
 	}{
 		"none":             {nil, "", false},
-		"booted long ago":  {[]store.Event{ev("script-served", time.Hour), ev(StageDone, time.Hour)}, StageDone, false},
-		"stopped at tftp":  {[]store.Event{ev("offer-binary", 20*time.Minute), ev("tftp-sent", 20*time.Minute)}, "tftp-sent", true},
-		"moving":           {[]store.Event{ev("offer-binary", time.Minute), ev("tftp-sent", 30*time.Second)}, "tftp-sent", false},
-		"kernel requested": {[]store.Event{ev("kernel-requested", 11*time.Minute)}, "kernel-requested", true},
+		"booted long ago":  {[]store.Event{ev(string(timeline.ScriptServed), time.Hour), ev(string(timeline.KernelSent), time.Hour)}, string(timeline.KernelSent), false},
+		"stopped at tftp":  {[]store.Event{ev("offer_binary", 20*time.Minute), ev("tftp_sent", 20*time.Minute)}, "tftp_sent", true},
+		"moving":           {[]store.Event{ev("offer_binary", time.Minute), ev("tftp_sent", 30*time.Second)}, "tftp_sent", false},
+		"kernel requested": {[]store.Event{ev("kernel_requested", 11*time.Minute)}, "kernel_requested", true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/store"
+	"github.com/threefoldtech/bootstrapd/store/timeline"
 )
 
 // DefaultNode boots MACs that have no record. An empty Network means they wait instead.
@@ -56,8 +57,9 @@ type Config struct {
 	Logger     *slog.Logger
 	// Registry receives the package's metrics and is what /metrics serves; nil: a private one.
 	Registry *prometheus.Registry
-	// OnStage is told of boot stages seen over HTTP (script served, kernel sent); may be nil.
-	OnStage func(Stage)
+	// Timeline is told of boot stages seen over HTTP (script served, kernel requested and
+	// sent); may be nil.
+	Timeline timeline.Sink
 	// MaxBody bounds admin request bodies; default 4 MiB.
 	MaxBody int64
 	// ShutdownGrace is how long requests in flight may run after Serve's context ends;
@@ -294,7 +296,8 @@ func (s *Server) routes() (*gin.Engine, error) {
 	getHead(e, "/provision/:mac", s.handleProvision)
 	getHead(e, "/provision/:mac/", s.handleProvision)
 	getHead(e, "/kernel/*name", s.handleKernel)
-	getHead(e, "/boot/:file", s.handleBinary)
+	// /boot/<binary>, and /boot/<mac>/<binary>, the form the ProxyDHCP hands UEFI HTTP Boot.
+	getHead(e, "/boot/*path", s.handleBinary)
 	getHead(e, "/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
 	getHead(e, "/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	// Public: the page's generator needs the networks before anyone has entered a token.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/store"
+	"github.com/threefoldtech/bootstrapd/store/timeline"
 )
 
 var testNetworks = map[string]string{"prod": "production (v3)", "test": "testing (v3)"}
@@ -29,7 +31,7 @@ type fixture struct {
 	db      *store.DB
 	kernels string
 	reg     *prometheus.Registry
-	stages  chan Stage
+	stages  chan timeline.Event
 }
 
 func newFixture(t testing.TB, mutate func(*Config)) *fixture {
@@ -55,12 +57,14 @@ func newFixture(t testing.TB, mutate func(*Config)) *fixture {
 	must(t, err)
 	t.Cleanup(func() { db.Close() })
 
-	f := &fixture{db: db, kernels: kernels, reg: prometheus.NewRegistry(), stages: make(chan Stage, 100),
+	rec, err := timeline.NewRecorder(db, slog.New(slog.DiscardHandler), nil)
+	must(t, err)
+	f := &fixture{db: db, kernels: kernels, reg: prometheus.NewRegistry(), stages: make(chan timeline.Event, 100),
 		socket: filepath.Join(dir, "admin.sock")}
 	cfg := Config{
 		Addr: "127.0.0.1:0", Networks: testNetworks, KernelsDir: kernels, Binaries: cat,
 		Scripts: scripts, Store: db, AdminSocket: f.socket, AdminToken: "0123456789abcdef0123",
-		Registry: f.reg, OnStage: func(s Stage) { f.stages <- s },
+		Registry: f.reg, Timeline: func(e timeline.Event) { rec.Record(e); f.stages <- e },
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -109,11 +113,11 @@ func TestIPXEEndpoint(t *testing.T) {
 		code     int
 		contains []string
 	}{
-		"network only":    {"/ipxe/test", 200, []string{"#!ipxe", "imgfetch --name zos " + "BASE/kernel/net/test.efi version=v3 runmode=test nomodeset panic=7200"}},
+		"network only":    {"/ipxe/test", 200, []string{"#!ipxe", "imgfetch --name zos " + "BASE/kernel/net/test.efi?mac=${net${netidx}/mac:hexhyp} version=v3 runmode=test nomodeset panic=7200"}},
 		"farm":            {"/ipxe/test/42", 200, []string{"runmode=test farmer_id=42 nomodeset"}},
 		"extra":           {"/ipxe/test/42/console=ttyS0%20zos-debug", 200, []string{"farmer_id=42 console=ttyS0 zos-debug nomodeset"}},
 		"slash in extra":  {"/ipxe/test/42/root=___dev___sda", 200, []string{"farmer_id=42 root=/dev/sda nomodeset"}},
-		"kernel override": {"/ipxe/test/42/x=1/zos-v3.efi", 200, []string{"BASE/kernel/zos-v3.efi version=v3"}},
+		"kernel override": {"/ipxe/test/42/x=1/zos-v3.efi", 200, []string{"BASE/kernel/zos-v3.efi?mac=${net${netidx}/mac:hexhyp} version=v3"}},
 		"trailing slash":  {"/ipxe/test/42/", 200, []string{"farmer_id=42"}},
 		"unknown network": {"/ipxe/mainnet/1", 404, []string{`unknown network: "mainnet"`, "prod, test"}},
 		"no kernel":       {"/ipxe/prod/1", 404, []string{"kernel file not found: net/prod.efi"}},
@@ -158,7 +162,7 @@ func TestProvision(t *testing.T) {
 		if err != nil || seen.Count != 1 || seen.Arch != "x86_64" || seen.IP != "127.0.0.1" {
 			t.Fatalf("seen = %+v, %v", seen, err)
 		}
-		if st := <-f.stages; st.MAC != mac || st.Name != "script-served" || st.Detail != "wait" {
+		if st := <-f.stages; st.MAC != mac || st.Stage != timeline.ScriptServed || st.Detail != "wait" {
 			t.Fatalf("stage %+v", st)
 		}
 		if v := testutil.ToFloat64(f.srv.metrics.scripts.WithLabelValues("wait")); v != 1 {
@@ -170,7 +174,7 @@ func TestProvision(t *testing.T) {
 		_, err := f.db.CreateNode(store.Node{MAC: mac, Network: "test", Farm: 42, Args: "console=ttyS0"})
 		must(t, err)
 		code, _, body := get(t, f.base+"/provision/"+strings.ToUpper(mac))
-		if code != 200 || !strings.Contains(body, "kernel/net/test.efi version=v3 runmode=test farmer_id=42 console=ttyS0 nomodeset panic=7200") {
+		if code != 200 || !strings.Contains(body, "kernel/net/test.efi?mac=${net${netidx}/mac:hexhyp} version=v3 runmode=test farmer_id=42 console=ttyS0 nomodeset panic=7200") {
 			t.Fatalf("record: %d\n%s", code, body)
 		}
 	})
@@ -201,7 +205,8 @@ func TestProvision(t *testing.T) {
 
 func TestKernel(t *testing.T) {
 	f := newFixture(t, nil)
-	code, hdr, body := get(t, f.base+"/kernel/net/test.efi")
+	// A boot script names its node: only that download is a boot stage.
+	code, hdr, body := get(t, f.base+"/kernel/net/test.efi?mac=52-54-00-12-34-56")
 	if code != 200 || body != "MZ kernel bytes 0123456789" || hdr.Get("ETag") == "" || hdr.Get("Accept-Ranges") != "bytes" {
 		t.Fatalf("GET kernel: %d %v %q", code, hdr, body)
 	}
@@ -225,9 +230,9 @@ func TestKernel(t *testing.T) {
 	var names []string
 	for len(f.stages) > 0 {
 		st := <-f.stages
-		names = append(names, st.Name)
+		names = append(names, st.MAC+" "+string(st.Stage))
 	}
-	if strings.Join(names, ",") != "kernel-requested,kernel-sent" {
+	if strings.Join(names, ",") != "52:54:00:12:34:56 kernel_requested,52:54:00:12:34:56 kernel_sent" {
 		t.Fatalf("stages %v", names)
 	}
 }

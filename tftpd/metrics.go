@@ -9,15 +9,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Results of a request; the values of the transfers metric's result label.
+// Results of a read request that was not refused; the values of the transfers metric's result
+// label. Refused requests are counted by the refused metric alone, by reason: a request
+// counted in both would be counted twice by any sum over the two.
 const (
 	resultOK       = "ok"
 	resultError    = "error"     // read or network error, timeout, client abort
-	resultNotFound = "not-found" // valid name, no such regular file
-	resultRefused  = "refused"   // see parsePath, and every write request
+	resultNotFound = "not_found" // valid name, no such regular file
 )
 
-var results = []string{resultOK, resultError, resultNotFound, resultRefused}
+var results = []string{resultOK, resultError, resultNotFound}
 
 // otherFile labels every name outside the served file set, so that clients cannot grow the
 // label set.
@@ -38,7 +39,7 @@ func newMetrics(reg prometheus.Registerer, files []string) (*metrics, error) {
 	m := &metrics{
 		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bootstrapd_tftp_transfers_total",
-			Help: `TFTP requests by file ("other" for names outside the served set) and result (ok, error, not-found, refused).`,
+			Help: `TFTP read requests that were not refused, by file ("other" for names outside the served set) and result (ok, error, not_found).`,
 		}, []string{"file", "result"}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bootstrapd_tftp_bytes_sent_total",
@@ -52,7 +53,7 @@ func newMetrics(reg prometheus.Registerer, files []string) (*metrics, error) {
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bootstrapd_tftp_refused_total",
-			Help: "TFTP requests refused before any file was opened, by reason; packets on the server port that are no valid request (reason malformed) are counted only here.",
+			Help: "TFTP requests refused before any file was opened (every write request among them), by reason; packets on the server port that are no valid request have reason malformed.",
 		}, []string{"reason"}),
 		files: files,
 	}
@@ -101,7 +102,7 @@ func servedNames(fsys fs.FS) []string {
 		}
 	}
 	names = slices.DeleteFunc(names, func(n string) bool {
-		_, err := parsePath(n)
+		_, err := parseFile(n)
 		return err != nil || n == otherFile
 	})
 	slices.Sort(names)

@@ -12,8 +12,16 @@ func TestParsePath(t *testing.T) {
 	tests := map[string]struct {
 		in     string
 		want   string
+		mac    string // the MAC of an accepted <mac>/<file>
 		reason string // "" = accepted
 	}{
+		"mac prefix":           {in: "52-54-00-12-34-56/ipxe-amd64.efi", want: "ipxe-amd64.efi", mac: "52:54:00:12:34:56"},
+		"mac prefix colons":    {in: "52:54:00:12:34:56/undionly.kpxe", want: "undionly.kpxe", mac: "52:54:00:12:34:56"},
+		"mac prefix upper":     {in: "52-54-00-AB-CD-EF/undionly.kpxe", want: "undionly.kpxe", mac: "52:54:00:ab:cd:ef"},
+		"mac then traversal":   {in: "52-54-00-12-34-56/../etc/passwd", reason: reasonTraversal},
+		"mac then directory":   {in: "52-54-00-12-34-56/a/b", reason: reasonDirectory},
+		"mac then nothing":     {in: "52-54-00-12-34-56/", reason: reasonDirectory},
+		"not a mac prefix":     {in: "52-54-00-12-34/undionly.kpxe", reason: reasonDirectory},
 		"bios binary":          {in: "undionly.kpxe", want: "undionly.kpxe"},
 		"efi binary":           {in: "ipxe-amd64.efi", want: "ipxe-amd64.efi"},
 		"unknown bare name":    {in: "pxelinux.0", want: "pxelinux.0"},
@@ -47,10 +55,10 @@ func TestParsePath(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, err := parsePath(tc.in)
+			mac, got, err := parsePath(tc.in)
 			if tc.reason == "" {
-				if err != nil || got != tc.want {
-					t.Fatalf("parsePath(%q) = %q, %v; want %q, nil", tc.in, got, err, tc.want)
+				if err != nil || got != tc.want || mac != tc.mac {
+					t.Fatalf("parsePath(%q) = %q, %q, %v; want %q, %q, nil", tc.in, mac, got, err, tc.mac, tc.want)
 				}
 				return
 			}
@@ -78,7 +86,7 @@ func FuzzParsePath(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		got, err := parsePath(in)
+		mac, got, err := parsePath(in)
 		if err != nil {
 			if !errors.Is(err, ErrRefused) {
 				t.Fatalf("parsePath(%q): error %v does not wrap ErrRefused", in, err)
@@ -88,9 +96,10 @@ func FuzzParsePath(f *testing.F) {
 			}
 			return
 		}
-		// An accepted name is returned unchanged and is exactly one valid path element.
-		if got != in {
-			t.Fatalf("parsePath(%q) = %q, want it unchanged", in, got)
+		// An accepted name is returned unchanged, or without a MAC prefix, and is exactly one
+		// valid path element.
+		if want := strings.TrimPrefix(in, in[:len(in)-len(got)]); got != want || (mac == "") != (got == in) {
+			t.Fatalf("parsePath(%q) = %q, %q: want the name unchanged, or a MAC and the name after it", in, mac, got)
 		}
 		if !fs.ValidPath(got) || strings.ContainsAny(got, "/\\\x00") || got == "." || got == ".." {
 			t.Fatalf("parsePath(%q) accepted a name that is not one bare file name", in)

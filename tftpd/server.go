@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+
+	"github.com/threefoldtech/bootstrapd/store/timeline"
 )
 
 // Config configures a Server. Every field but Files has a safe zero value, noted on it.
@@ -90,12 +93,17 @@ type Config struct {
 	// should return quickly: the transfer's socket is still open while it runs. It may be
 	// called after Serve has returned, for the transfers Serve abandoned.
 	OnTransfer func(Transfer)
+
+	// Timeline receives the boot stages of transfers whose name carries a MAC (the
+	// ProxyDHCP hands out "<mac>/<binary>"); nil: none.
+	Timeline timeline.Sink
 }
 
 // Transfer describes one request that has ended.
 type Transfer struct {
 	Remote   netip.AddrPort // the client
 	File     string         // the name the client asked for, as sent
+	MAC      string         // the MAC the ProxyDHCP put in front of the name; "" when none
 	Bytes    int64          // file bytes sent (all of them when Err is nil)
 	Duration time.Duration  // from the request to the last ACK or the error
 	// Err is nil for a complete transfer; otherwise it wraps ErrRefused, ErrNotFound,
@@ -109,6 +117,7 @@ type Server struct {
 	log        *slog.Logger
 	metrics    *metrics
 	onTransfer func(Transfer)
+	timeline   timeline.Sink
 	conn       *net.UDPConn
 	tftp       *tftp.Server
 	slots      *slots
@@ -187,6 +196,7 @@ func New(cfg Config) (*Server, error) {
 		log:        cfg.Logger,
 		metrics:    m,
 		onTransfer: cfg.OnTransfer,
+		timeline:   cfg.Timeline,
 		conn:       conn,
 		slots:      newSlots(cfg.MaxTransfers, cfg.MaxPerSource),
 		grace:      cfg.Grace,
@@ -299,13 +309,14 @@ func (s *Server) read(name string, rf io.ReaderFrom) error {
 	req := newRequest(rf)
 	t := Transfer{File: name, Remote: addrPort(req.remote)}
 	start := time.Now()
-	t.Bytes, t.Err = s.send(req, name, rf)
+	t.Bytes, t.Err = s.send(req, &t, rf)
 	t.Duration = time.Since(start)
 	s.finish(t)
 	return t.Err
 }
 
-func (s *Server) send(req reqInfo, name string, rf io.ReaderFrom) (int64, error) {
+// send serves t.File, setting t.MAC from its <mac>/ prefix.
+func (s *Server) send(req reqInfo, t *Transfer, rf io.ReaderFrom) (int64, error) {
 	if err := s.checkInterface(req); err != nil {
 		return 0, s.reject(req, err)
 	}
@@ -313,10 +324,11 @@ func (s *Server) send(req reqInfo, name string, rf io.ReaderFrom) (int64, error)
 	if req.mode != "" && !strings.EqualFold(req.mode, "octet") {
 		return 0, s.reject(req, refuse(reasonMode, fmt.Sprintf("unsupported mode %q, this server sends binaries in octet mode", req.mode)))
 	}
-	clean, err := parsePath(name)
+	mac, clean, err := parsePath(t.File)
 	if err != nil {
 		return 0, s.reject(req, err)
 	}
+	t.MAC = mac
 	if err := s.slots.acquire(req.source(), req.conn); err != nil {
 		return 0, s.reject(req, err)
 	}
@@ -415,16 +427,21 @@ func (s *Server) write(name string, wt io.WriterTo) error {
 // finish counts, logs and reports a request that has ended.
 func (s *Server) finish(t Transfer) {
 	log := s.log.With("remote", t.Remote.String(), "file", t.File)
-	file := s.metrics.fileLabel(t.File)
+	// The file label is the catalogue's name, without the <mac>/ prefix.
+	_, name, err := parsePath(t.File)
+	if err != nil {
+		name = t.File
+	}
+	file := s.metrics.fileLabel(name)
 	s.metrics.bytes.Add(float64(t.Bytes))
 	switch {
 	case t.Err == nil:
 		s.metrics.transfers.WithLabelValues(file, resultOK).Inc()
 		s.metrics.duration.Observe(t.Duration.Seconds())
-		log.Info("TFTP sent", "bytes", t.Bytes, "duration", t.Duration)
+		// Debug: the timeline logs the boot stage.
+		log.Debug("TFTP sent", "bytes", t.Bytes, "duration", t.Duration)
 	case errors.Is(t.Err, ErrRefused):
 		reason := refuseReason(t.Err)
-		s.metrics.transfers.WithLabelValues(file, resultRefused).Inc()
 		s.metrics.refused.WithLabelValues(reason).Inc()
 		if ok, held := s.warn.allow(reason); ok {
 			log.Warn("TFTP request refused", "reason", reason, "err", t.Err, "refusals_not_logged", held)
@@ -441,9 +458,30 @@ func (s *Server) finish(t Transfer) {
 		s.metrics.transfers.WithLabelValues(file, resultError).Inc()
 		log.Warn("TFTP transfer failed", "bytes", t.Bytes, "duration", t.Duration, "err", t.Err)
 	}
+	s.emit(t)
 	if s.onTransfer != nil {
 		s.onTransfer(t)
 	}
+}
+
+// emit reports a transfer that is a stage of a node's boot to the timeline: a binary sent,
+// or a real failure to send it. Refusals (a flood's noise), OVMF's size probe (it aborts
+// before the real read on every boot) and iPXE's look for an optional autoexec.ipxe are
+// not stages; neither is a request without the <mac>/ prefix, whose node is unknown.
+func (s *Server) emit(t Transfer) {
+	if s.timeline == nil || t.MAC == "" {
+		return
+	}
+	ev := timeline.Event{MAC: t.MAC, IP: t.Remote.Addr(), Stage: timeline.TFTPSent, Detail: path.Base(t.File)}
+	switch {
+	case t.Err == nil:
+	case errors.Is(t.Err, ErrRefused), errors.Is(t.Err, ErrNotFound),
+		errors.Is(t.Err, ErrClientAbort) && t.Bytes == 0:
+		return
+	default:
+		ev.Stage, ev.Detail = timeline.TFTPFailed, path.Base(t.File)+": "+t.Err.Error()
+	}
+	s.timeline(ev)
 }
 
 func addrPort(ua net.UDPAddr) netip.AddrPort {

@@ -104,21 +104,6 @@ func TestNetworksReplaceDefaults(t *testing.T) {
 	}
 }
 
-func TestArpLookup(t *testing.T) {
-	table := "IP address       HW type     Flags       HW address            Mask     Device\n" +
-		"10.0.0.5         0x1         0x2         52:54:00:12:34:56     *        br0\n" +
-		"10.0.0.6         0x1         0x0         00:00:00:00:00:00     *        br0\n"
-	path := filepath.Join(t.TempDir(), "arp")
-	if err := os.WriteFile(path, []byte(table), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for ip, want := range map[string]string{"10.0.0.5": "52:54:00:12:34:56", "10.0.0.6": "", "10.0.0.7": ""} {
-		if got := arpLookup(path, ip); got != want {
-			t.Errorf("arpLookup(%s) = %q, want %q", ip, got, want)
-		}
-	}
-}
-
 // The packaged conffile spells out every key too, with production paths: a key added to the
 // daemon but forgotten there fails here, not on an operator's machine.
 func TestPackagedConfigDiffersOnlyInPaths(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/ipxe/media"
 	"github.com/threefoldtech/bootstrapd/store"
+	"github.com/threefoldtech/bootstrapd/store/timeline"
 	"github.com/threefoldtech/bootstrapd/tftpd"
 )
 
@@ -87,7 +88,10 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 			log.Error("close store", "err", err)
 		}
 	}()
-	tl := newTimeline(db, log, reg)
+	tl, err := timeline.NewRecorder(db, log.With("service", "timeline"), reg)
+	if err != nil {
+		return fmt.Errorf("timeline: %w", err)
+	}
 
 	builder, mediaErr := newMediaBuilder(cfg, log, reg)
 	if mediaErr != nil {
@@ -106,7 +110,7 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 		AdminToken:       token,
 		Logger:           log.With("service", "http"),
 		Registry:         reg,
-		OnStage:          tl.http,
+		Timeline:         tl.Record,
 		ShutdownGrace:    cfg.HTTP.ShutdownGrace,
 		StuckAfter:       cfg.Events.StuckAfter,
 		Media:            builder,
@@ -146,7 +150,7 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 		Files:        cat,
 		Logger:       log.With("service", "tftp"),
 		Registerer:   reg,
-		OnTransfer:   tl.tftp,
+		Timeline:     tl.Record,
 	})
 	switch {
 	case errors.Is(err, os.ErrPermission):
@@ -166,7 +170,7 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 			Files:      cat,
 			Logger:     log.With("service", "dhcp"),
 			Registerer: reg,
-			OnStage:    tl.dhcp,
+			Timeline:   tl.Record,
 		})
 		switch {
 		case errors.Is(err, os.ErrPermission):

@@ -257,7 +257,7 @@ func TestNodeForgetAndRm(t *testing.T) {
 		t.Fatalf("discovered: %v\n%s", err, out)
 	}
 	out, err = d.cli(t, "node", "show", "--mac", known)
-	if err != nil || !strings.Contains(out, "script-served") {
+	if err != nil || !strings.Contains(out, "script_served") {
 		t.Fatalf("show: %v\n%s", err, out)
 	}
 
@@ -325,7 +325,7 @@ func TestMetricsMoveWithRealTraffic(t *testing.T) {
 	if _, err := c.Receive("../appliance.yaml", "octet"); err == nil {
 		t.Fatal("TFTP served a path outside the catalogue")
 	}
-	for _, p := range []string{"/ipxe/test/1", "/provision/52:54:00:aa:bb:cc", "/kernel/net/test.efi"} {
+	for _, p := range []string{"/ipxe/test/1", "/provision/52:54:00:aa:bb:cc", "/kernel/net/test.efi?mac=52-54-00-aa-bb-cc"} {
 		resp, err := http.Get(d.base + p)
 		if err != nil {
 			t.Fatal(err)
@@ -352,8 +352,8 @@ func TestMetricsMoveWithRealTraffic(t *testing.T) {
 		`bootstrapd_http_requests_total{code="200",route="/provision/:mac"} 1`,
 		`bootstrapd_http_requests_total{code="200",route="/kernel/*name"} 1`,
 		`bootstrapd_scripts_served_total{kind="wait"} 1`,
-		`bootstrapd_boot_stages_total{stage="script-served"} 1`,
-		`bootstrapd_boot_stages_total{stage="kernel-sent"} 1`,
+		`bootstrapd_boot_stages_total{stage="script_served"} 1`,
+		`bootstrapd_boot_stages_total{stage="kernel_sent"} 1`,
 		`bootstrapd_nodes_seen_last_hour 1`,
 		`bootstrapd_nodes_known 0`,
 		`bootstrapd_http_kernel_bytes_sent_total 9`,

@@ -1,0 +1,118 @@
+// Package timeline is a node's boot as the appliance sees it: the stages the ProxyDHCP, TFTP
+// and HTTP servers report for a MAC, recorded as events in the store.
+//
+// It owns the names of the boot stages and the one place they are counted, logged and
+// stored. Every stage carries the MAC it belongs to: the DHCP request's client address, the
+// <mac>/ prefix of the TFTP file and /boot/ path the ProxyDHCP hands out, and the mac=
+// query the boot script puts on the kernel URL. Nothing is guessed from an IP address.
+// The servers import this package only for Stage and Event; it must not reach back into them.
+package timeline
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/threefoldtech/bootstrapd/store"
+)
+
+// Stage is one step of a network boot.
+type Stage string
+
+// The stages, in the order a boot goes through them.
+const (
+	OfferBinary     Stage = "offer_binary"     // ProxyDHCP: PXE firmware (or an old iPXE) sent to an iPXE binary over TFTP
+	OfferHTTPBoot   Stage = "offer_httpboot"   // ProxyDHCP: UEFI HTTP Boot sent to an iPXE binary over HTTP
+	OfferScript     Stage = "offer_script"     // ProxyDHCP: iPXE sent to /provision/<mac>
+	TFTPSent        Stage = "tftp_sent"        // TFTP: the binary was sent whole
+	TFTPFailed      Stage = "tftp_failed"      // TFTP: a transfer of it failed
+	ScriptServed    Stage = "script_served"    // HTTP: the node's boot script
+	KernelRequested Stage = "kernel_requested" // HTTP: the script asked for its kernel
+	KernelSent      Stage = "kernel_sent"      // HTTP: the kernel was sent whole: the boot is done
+)
+
+// asks tells whether the stage is the node asking for something (a DHCP request, a script):
+// those count in its seen entry; the transfers that follow do not.
+func (s Stage) asks() bool {
+	return s == OfferBinary || s == OfferHTTPBoot || s == OfferScript || s == ScriptServed
+}
+
+// Stages lists every stage, in boot order.
+func Stages() []Stage {
+	return []Stage{OfferBinary, OfferHTTPBoot, OfferScript, TFTPSent, TFTPFailed, ScriptServed, KernelRequested, KernelSent}
+}
+
+// Event is a stage seen for one MAC.
+type Event struct {
+	MAC    string     // normalised (store.ParseMAC)
+	Stage  Stage      //
+	Detail string     // what was handed out: a file, a script kind, a kernel
+	Arch   string     // the architecture the client announced, when it did (DHCP)
+	IP     netip.Addr // the client's address, when known
+	Time   time.Time  // zero: now
+}
+
+// Sink receives events from the servers. It is called on their serve paths: it must be
+// safe for concurrent use and must not block.
+type Sink func(Event)
+
+// Activity is the part of the store a Recorder writes to: memory only, written behind.
+type Activity interface {
+	MarkSeen(mac, arch, ip string) error
+	AppendEvent(mac string, ev store.Event) error
+}
+
+// Recorder counts, logs and stores events.
+type Recorder struct {
+	store  Activity
+	log    *slog.Logger
+	stages *prometheus.CounterVec
+}
+
+// NewRecorder records into db, logging each stage at Info (one line per stage of a boot)
+// and counting it in bootstrapd_boot_stages_total.
+func NewRecorder(db Activity, log *slog.Logger, reg prometheus.Registerer) (*Recorder, error) {
+	r := &Recorder{store: db, log: log, stages: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bootstrapd_boot_stages_total",
+		Help: "Boot stages seen, by stage (proxy offer, TFTP, script, kernel).",
+	}, []string{"stage"})}
+	for _, s := range Stages() {
+		r.stages.WithLabelValues(string(s))
+	}
+	if reg != nil {
+		if err := reg.Register(r.stages); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Record is a Sink. An event without a valid MAC or of an unknown stage is dropped: both
+// come from this program, so that is a bug, logged at Debug to keep a flood out of the log.
+func (r *Recorder) Record(e Event) {
+	known := false
+	for _, s := range Stages() {
+		known = known || s == e.Stage
+	}
+	mac, err := store.ParseMAC(e.MAC)
+	if !known || err != nil {
+		r.log.Debug("timeline: event dropped", "mac", e.MAC, "stage", e.Stage, "err", err)
+		return
+	}
+	r.stages.WithLabelValues(string(e.Stage)).Inc()
+	ip := ""
+	if e.IP.IsValid() {
+		ip = e.IP.Unmap().WithZone("").String()
+	}
+	r.log.Info("boot stage", "mac", mac, "stage", e.Stage, "detail", e.Detail, "remote", ip)
+	if e.Stage.asks() {
+		if err := r.store.MarkSeen(mac, e.Arch, ip); err != nil {
+			r.log.Warn("timeline: record seen", "mac", mac, "err", err)
+		}
+	}
+	if err := r.store.AppendEvent(mac, store.Event{Time: e.Time, Stage: string(e.Stage), Detail: e.Detail}); err != nil {
+		r.log.Warn("timeline: append event", "mac", mac, "err", err)
+	}
+}
