@@ -147,14 +147,26 @@ func (s *Server) handleProvision(c *gin.Context) {
 	c.Data(http.StatusOK, scriptType, script)
 }
 
-// provisionArches are the values of iPXE's ${buildarch} (and Go's names for them), the only
-// arch= a /provision request may record; anything else is dropped.
-var provisionArches = map[string]string{
-	"i386": "i386", "x86_64": "x86_64", "amd64": "x86_64", "arm32": "arm32", "arm64": "arm64",
-	"riscv32": "riscv32", "riscv64": "riscv64", "loong64": "loong64",
+// provisionArch is the arch= of a /provision request as it may be recorded: one of iPXE's
+// ${buildarch} values (or Go's name for it), optionally with iPXE's ${platform} as in
+// "x86_64-efi". Anything else is dropped.
+func provisionArch(q string) string {
+	arch, platform, _ := strings.Cut(strings.ToLower(q), "-")
+	switch arch {
+	case "amd64":
+		arch = "x86_64"
+	case "i386", "x86_64", "arm32", "arm64", "riscv32", "riscv64", "loong64":
+	default:
+		return ""
+	}
+	switch platform {
+	case "":
+		return arch
+	case "efi", "pcbios":
+		return arch + "-" + platform
+	}
+	return ""
 }
-
-func provisionArch(q string) string { return provisionArches[strings.ToLower(q)] }
 
 // nodeBoot turns mac's record into a boot request, checking the record against the current
 // configuration (a network may have been removed since it was written).

@@ -204,7 +204,7 @@ async function main() {
     r = await fetch(`${base}/provision/${BOOTED}`);
     const bootedScript = await r.text();
     ok(r.ok && bootedScript.includes('runmode=test farmer_id=3'), `GET /provision/${BOOTED} boots test farm 3`);
-    r = await fetch(`${base}/kernel/net/test.efi`);
+    r = await fetch(`${base}/kernel/net/test.efi?mac=${BOOTED}`);
     ok(r.ok && (await r.arrayBuffer()).byteLength === 64 * 1024, 'GET /kernel/net/test.efi sends the whole kernel');
 
     section('browser');
@@ -374,18 +374,18 @@ async function main() {
     const knownDetail = `#known tr.detail[data-mac="${BOOTED}"]`;
     await page.waitForSelector(`${knownDetail} table.events:not([hidden])`);
     const stages = await page.$$eval(`${knownDetail} table.events tbody tr td:nth-child(3)`, (tds) => tds.map((t) => t.textContent));
-    ok(stages.includes('script-served') && stages.includes('kernel-sent'), `timeline of ${BOOTED}: ${JSON.stringify(stages)}`);
+    ok(stages.includes('script_served') && stages.includes('kernel_sent'), `timeline of ${BOOTED}: ${JSON.stringify(stages)}`);
 
     // The seeded node stopped after TFTP 20 minutes ago: stuck (events.stuck_after: 10m).
     const stuckRow = `#discovered tr.main[data-mac="${STUCK}"]`;
     await page.waitForSelector(stuckRow);
     ok(!!(await page.$(`${stuckRow} .badge.stuck`)), `${STUCK} shows the "stuck" badge`);
-    ok((await page.textContent(stuckRow)).includes('tftp-sent'), 'with the stage it stopped after');
+    ok((await page.textContent(stuckRow)).includes('tftp_sent'), 'with the stage it stopped after');
     await page.click(`${stuckRow} button.expander`);
     const stuckDetail = `#discovered tr.detail[data-mac="${STUCK}"]`;
     await page.waitForSelector(`${stuckDetail} table.events:not([hidden])`);
     const stuckStages = await page.$$eval(`${stuckDetail} table.events tbody tr td:nth-child(3)`, (tds) => tds.map((t) => t.textContent));
-    ok(JSON.stringify(stuckStages) === '["offer-binary","tftp-sent"]', `its timeline: ${JSON.stringify(stuckStages)}`);
+    ok(JSON.stringify(stuckStages) === '["offer_binary","tftp_sent"]', `its timeline: ${JSON.stringify(stuckStages)}`);
     ok(!(await page.$(`#discovered tr.main[data-mac="${BOOTED}"] .badge.stuck`)), `${BOOTED} (kernel sent) is not stuck`);
     ok(!(await page.$(`${discRow} .badge.stuck`)), `${DISCOVERED} (asked a moment ago) is not stuck`);
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/threefoldtech/bootstrapd/store"
+	"github.com/threefoldtech/bootstrapd/store/timeline"
 )
 
 func main() {
@@ -35,8 +36,8 @@ func seed(path, mac string, at time.Time) error {
 		return fmt.Errorf("mark %s seen: %w", mac, err)
 	}
 	for i, ev := range []store.Event{
-		{Stage: "offer-binary", Detail: "EFI x86-64 ipxe-amd64.efi"},
-		{Stage: "tftp-sent", Detail: "ipxe-amd64.efi"},
+		{Stage: string(timeline.OfferBinary), Detail: "EFI x86-64 ipxe-amd64.efi"},
+		{Stage: string(timeline.TFTPSent), Detail: "ipxe-amd64.efi"},
 	} {
 		ev.Time = at.Add(time.Duration(i) * 1300 * time.Millisecond)
 		if err := s.AppendEvent(mac, ev); err != nil {
