@@ -16,6 +16,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/threefoldtech/bootstrapd/ipxe"
+	"github.com/threefoldtech/bootstrapd/ipxe/media"
+	"github.com/threefoldtech/bootstrapd/store"
 )
 
 // Config mirrors appliance.yaml; the file documents each key.
@@ -99,9 +101,9 @@ func defaultConfig() Config {
 	c.Paths.Kernels = "./var/kernels"
 	c.Paths.IPXE = "./var/ipxe"
 	c.Paths.IPXEEmbed = "./var/ipxe-embed"
-	c.Paths.Isolinux = "/usr/lib/ISOLINUX"
-	c.Paths.SyslinuxBIOS = "/usr/lib/syslinux/modules/bios"
-	c.Media.CacheBytes = 64 << 20
+	c.Paths.Isolinux = media.DefaultIsolinuxDir
+	c.Paths.SyslinuxBIOS = media.DefaultSyslinuxBIOS
+	c.Media.CacheBytes = media.DefaultCacheBytes
 	c.Networks = map[string]string{
 		"prod": "production (v3)", "test": "testing (v3)", "dev": "development (v3)", "qa": "qa-network (v3)",
 	}
@@ -109,12 +111,12 @@ func defaultConfig() Config {
 	c.Boot.ArgsSuffix = "nomodeset panic=7200"
 	c.Boot.NTP = "pool.ntp.org"
 	c.Boot.RetrySeconds = 30
-	c.Events.Keep = 50
-	c.Events.KeepUnknown = 10
+	c.Events.Keep = store.DefaultMaxEvents
+	c.Events.KeepUnknown = store.DefaultMaxDiscoveredEvents
 	c.Events.StuckAfter = 10 * time.Minute
-	c.Events.MaxDiscovered = 10000
-	c.Events.ExpireAfter = 7 * 24 * time.Hour
-	c.Events.FlushInterval = time.Second
+	c.Events.MaxDiscovered = store.DefaultMaxDiscovered
+	c.Events.ExpireAfter = store.DefaultEventTTL
+	c.Events.FlushInterval = store.DefaultFlushInterval
 	c.Log.Format = "text"
 	c.Log.Level = "info"
 	return c
@@ -176,7 +178,9 @@ func loadConfig(path string) (Config, error) {
 	return c, nil
 }
 
-// validate checks values that parsing cannot; each error names its key.
+// validate checks values that parsing cannot; each error names its key. It changes nothing
+// (serve creates the data directory when it opens the store) and reads only the two
+// directories every command needs.
 func (c *Config) validate() error {
 	for _, kv := range [][2]string{{"http.listen", c.HTTP.Listen}, {"tftp.listen", c.TFTP.Listen}} {
 		if err := checkListen(kv[1]); err != nil {
@@ -222,9 +226,11 @@ func (c *Config) validate() error {
 	if c.Events.FlushInterval > time.Minute {
 		return fmt.Errorf("events.flush_interval: %v is longer than 1m (a kill -9 loses up to one interval of boot events)", c.Events.FlushInterval)
 	}
+	// Interface names are checked where they are used (dhcpd.New, tftpd.New): validate
+	// stays pure, so `bootstrapd media` works on a machine without them.
 	for _, name := range c.DHCP.Interfaces {
-		if _, err := net.InterfaceByName(name); err != nil {
-			return fmt.Errorf("dhcp.interfaces: %q: %w", name, err)
+		if name == "" || strings.ContainsAny(name, "/ \x00") || len(name) > 15 {
+			return fmt.Errorf("dhcp.interfaces: %q is not an interface name", name)
 		}
 	}
 	if len(c.Networks) == 0 {
@@ -240,9 +246,6 @@ func (c *Config) validate() error {
 	}
 	if c.Paths.Data == "" {
 		return errors.New("paths.data: must be set")
-	}
-	if err := os.MkdirAll(c.Paths.Data, 0o750); err != nil {
-		return fmt.Errorf("paths.data: %w", err)
 	}
 	for _, kv := range [][2]string{{"paths.kernels", c.Paths.Kernels}, {"paths.ipxe", c.Paths.IPXE}} {
 		st, err := os.Stat(kv[1])

@@ -62,7 +62,8 @@ func TestConfigErrors(t *testing.T) {
 		"flush interval":     {paths + "events: {flush_interval: 5m}\n", "events.flush_interval"},
 		"missing kernels":    {"paths: {data: " + dir + "/d, kernels: " + dir + "/nope, ipxe: " + dir + "/i}\n", "paths.kernels"},
 		"missing ipxe":       {"paths: {data: " + dir + "/d, kernels: " + dir + "/k, ipxe: " + dir + "/nope}\n", "paths.ipxe"},
-		"bad interface":      {paths + "dhcp: {interfaces: [nosuch0]}\n", "dhcp.interfaces"},
+		"bad interface":      {paths + "dhcp: {interfaces: ['eth0/1']}\n", "dhcp.interfaces"},
+		"absent interface":   {paths + "dhcp: {interfaces: [nosuch0]}\n", ""}, // checked by serve, not by validate
 		"bad network name":   {paths + "networks: {Prod: x}\n", "networks"},
 		"unsafe display":     {paths + "networks: {prod: 'a;b'}\n", "networks.prod"},
 		"default unknown":    {paths + "default_node: {network: main, farm: 1}\n", "default_node.network"},
@@ -137,5 +138,27 @@ func TestPackagedConfigDiffersOnlyInPaths(t *testing.T) {
 	}
 	if diff := cmp.Diff(keys("../../appliance.yaml"), keys("../../packaging/deb/appliance.yaml")); diff != "" {
 		t.Fatalf("keys of appliance.yaml and packaging/deb/appliance.yaml differ (-repo +deb):\n%s", diff)
+	}
+}
+
+// Reading the configuration changes nothing on disk: `bootstrapd media` and the node CLI
+// load it too, and must not create ./var where they happen to run.
+func TestValidateIsPure(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"k", "i"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgFile := filepath.Join(dir, "appliance.yaml")
+	yaml := "paths: {data: " + dir + "/data, kernels: " + dir + "/k, ipxe: " + dir + "/i}\ndhcp: {interfaces: [nosuch0]}\n"
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadConfig(cfgFile); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
+		t.Errorf("loadConfig created paths.data (%v)", err)
 	}
 }

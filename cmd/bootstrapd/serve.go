@@ -227,16 +227,12 @@ func newMediaBuilder(cfg Config, log *slog.Logger, reg prometheus.Registerer) (h
 		log.Warn("paths.ipxe_embed is missing: /uefi/, /uefi-generic and /uefi-provision answer 503 (run make embed)", "dir", embed)
 		embed = ""
 	}
-	cache := cfg.Media.CacheBytes
-	if cache == 0 {
-		cache = -1 // media.Config: negative is "no cache", 0 is its default
-	}
 	b, err := media.New(media.Config{
 		IPXEDir:         cfg.Paths.IPXE,
 		IsolinuxDir:     cfg.Paths.Isolinux,
 		SyslinuxBIOSDir: cfg.Paths.SyslinuxBIOS,
 		EmbedDir:        embed,
-		CacheBytes:      cache,
+		CacheBytes:      cfg.Media.CacheBytes,
 		Logger:          log.With("service", "media"),
 		Registerer:      reg,
 	})

@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"debug/pe"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -30,11 +31,23 @@ func pattern(seed byte, n int) []byte {
 	return b
 }
 
-func fakePE(seed byte, n int, slot bool) []byte {
+// fakePE is an EFI application for machine as far as debug/pe reads one: DOS stub, PE
+// signature, a file header without sections or symbols and a PE32+ optional header.
+func fakePE(seed byte, n int, machine uint16, slot bool) []byte {
+	le := binary.LittleEndian
 	b := pattern(seed, n)
 	b[0], b[1] = 'M', 'Z'
-	binary.LittleEndian.PutUint32(b[0x3c:], 0x80)
+	le.PutUint32(b[0x3c:], 0x80)
 	copy(b[0x80:], "PE\x00\x00")
+	fh, oh := b[0x84:0x84+20], b[0x84+20:0x84+20+240]
+	clear(fh)
+	le.PutUint16(fh[0:], machine)
+	le.PutUint16(fh[16:], uint16(len(oh)))
+	le.PutUint16(fh[18:], 0x22) // executable, large address aware
+	clear(oh)
+	le.PutUint16(oh[0:], 0x20b) // PE32+
+	le.PutUint16(oh[68:], 10)   // EFI application
+	le.PutUint32(oh[108:], 16)  // data directories
 	if slot {
 		off := n / 2
 		copy(b[off:], efiSlotMarker)
@@ -70,20 +83,21 @@ func syntheticInputs(t testing.TB) inputSet {
 	t.Helper()
 	root := t.TempDir()
 	s := inputSet{name: "synthetic", files: map[string][]byte{
-		"ipxe-amd64.efi":        fakePE(1, 300<<10, false),
-		"ipxe-arm64.efi":        fakePE(2, 310<<10, false),
+		"ipxe-amd64.efi":        fakePE(1, 300<<10, pe.IMAGE_FILE_MACHINE_AMD64, false),
+		"ipxe-arm64.efi":        fakePE(2, 310<<10, pe.IMAGE_FILE_MACHINE_ARM64, false),
 		"ipxe.lkrn":             fakeLKRN(120 << 10),
 		"isolinux.bin":          pattern(3, 24<<10),
 		"isohdpfx.bin":          pattern(4, 432),
 		"ldlinux.c32":           pattern(5, 60<<10),
-		"ipxe-amd64-script.efi": fakePE(6, 200<<10, true),
-		"ipxe-arm64-script.efi": fakePE(8, 210<<10, true),
+		"ipxe-amd64-script.efi": fakePE(6, 200<<10, pe.IMAGE_FILE_MACHINE_AMD64, true),
+		"ipxe-arm64-script.efi": fakePE(8, 210<<10, pe.IMAGE_FILE_MACHINE_ARM64, true),
 	}}
 	s.cfg = Config{
 		IPXEDir:         filepath.Join(root, "ipxe"),
 		IsolinuxDir:     filepath.Join(root, "isolinux"),
 		SyslinuxBIOSDir: filepath.Join(root, "bios"),
 		EmbedDir:        filepath.Join(root, "embed"),
+		CacheBytes:      DefaultCacheBytes,
 	}
 	pick := func(names ...string) map[string][]byte {
 		m := map[string][]byte{}
@@ -114,7 +128,8 @@ func debianInputs(t testing.TB) (inputSet, bool) {
 	if embedDir == "" {
 		embedDir = filepath.Join(root, "var/ipxe-embed")
 	}
-	s := inputSet{name: "debian", files: map[string][]byte{}, cfg: Config{IPXEDir: ipxeDir, EmbedDir: embedDir}}
+	s := inputSet{name: "debian", files: map[string][]byte{}, cfg: Config{IPXEDir: ipxeDir, EmbedDir: embedDir,
+		IsolinuxDir: DefaultIsolinuxDir, SyslinuxBIOSDir: DefaultSyslinuxBIOS, CacheBytes: DefaultCacheBytes}}
 	read := func(dir string, names ...string) bool {
 		for _, n := range names {
 			b, err := os.ReadFile(filepath.Join(dir, n))
@@ -132,7 +147,7 @@ func debianInputs(t testing.TB) (inputSet, bool) {
 	if !read(embedDir, "ipxe-amd64-script.efi", "ipxe-arm64-script.efi") {
 		t.Logf("no EFI stubs in %s: synthetic ones stand in", embedDir)
 		s.cfg.EmbedDir = filepath.Join(t.TempDir(), "embed")
-		stubs := map[string][]byte{"ipxe-amd64-script.efi": fakePE(6, 200<<10, true), "ipxe-arm64-script.efi": fakePE(8, 210<<10, true)}
+		stubs := map[string][]byte{"ipxe-amd64-script.efi": fakePE(6, 200<<10, pe.IMAGE_FILE_MACHINE_AMD64, true), "ipxe-arm64-script.efi": fakePE(8, 210<<10, pe.IMAGE_FILE_MACHINE_ARM64, true)}
 		writeFiles(t, s.cfg.EmbedDir, stubs)
 		for n, b := range stubs {
 			s.files[n] = b

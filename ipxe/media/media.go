@@ -99,15 +99,17 @@ type Config struct {
 	// IPXEDir holds the stock iPXE binaries (config paths.ipxe; packaging/fetch-ipxe.sh):
 	// ipxe-amd64.efi, ipxe-arm64.efi, ipxe.lkrn. Required.
 	IPXEDir string
-	// IsolinuxDir holds isolinux.bin and isohdpfx.bin (paths.isolinux). "" = DefaultIsolinuxDir.
+	// IsolinuxDir holds isolinux.bin and isohdpfx.bin (paths.isolinux); required.
+	// DefaultIsolinuxDir is where Debian installs them.
 	IsolinuxDir string
-	// SyslinuxBIOSDir holds ldlinux.c32 (paths.syslinux_bios). "" = DefaultSyslinuxBIOS.
+	// SyslinuxBIOSDir holds ldlinux.c32 (paths.syslinux_bios); required.
+	// DefaultSyslinuxBIOS is where Debian installs it.
 	SyslinuxBIOSDir string
 	// EmbedDir holds packaging/ipxe-embed/build.sh's output, ipxe-amd64-script.efi and
 	// ipxe-arm64-script.efi (paths.ipxe_embed). "" = KindUEFI answers ErrUnavailable.
 	EmbedDir string
-	// CacheBytes bounds the cache of finished media (media.cache_bytes). 0 = default
-	// 64 MiB; negative = no cache.
+	// CacheBytes bounds the cache of finished media (media.cache_bytes); 0 or negative =
+	// no cache. bootstrapd's default is DefaultCacheBytes.
 	CacheBytes int64
 	// Logger: nil = discard.
 	Logger *slog.Logger
@@ -153,14 +155,8 @@ func New(cfg Config) (*Builder, error) {
 	if cfg.IPXEDir == "" {
 		return nil, errors.New("media: Config.IPXEDir (paths.ipxe) is required")
 	}
-	if cfg.IsolinuxDir == "" {
-		cfg.IsolinuxDir = DefaultIsolinuxDir
-	}
-	if cfg.SyslinuxBIOSDir == "" {
-		cfg.SyslinuxBIOSDir = DefaultSyslinuxBIOS
-	}
-	if cfg.CacheBytes == 0 {
-		cfg.CacheBytes = DefaultCacheBytes
+	if cfg.IsolinuxDir == "" || cfg.SyslinuxBIOSDir == "" {
+		return nil, errors.New("media: Config.IsolinuxDir and SyslinuxBIOSDir (paths.isolinux, paths.syslinux_bios) are required")
 	}
 	log := cfg.Logger
 	if log == nil {
