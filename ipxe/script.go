@@ -90,7 +90,7 @@ func (s *Scripts) Render(b Boot) ([]byte, error) {
 	if err := ValidateNetwork(b.Network); err != nil {
 		return nil, err
 	}
-	if err := validateDisplay(b.NetworkName); err != nil {
+	if err := ValidateDisplay(b.NetworkName); err != nil {
 		return nil, err
 	}
 	if err := ValidateArgs(b.Args); err != nil {
@@ -112,7 +112,7 @@ func (s *Scripts) Wait(mac, retryURL string) ([]byte, error) {
 	if err := ValidateURL(retryURL); err != nil {
 		return nil, err
 	}
-	if err := validateDisplay(mac); err != nil {
+	if err := ValidateDisplay(mac); err != nil {
 		return nil, err
 	}
 	return s.exec(s.wait, map[string]any{"MAC": mac, "URL": retryURL, "Seconds": s.cfg.RetrySeconds})
@@ -137,10 +137,11 @@ func (s *Scripts) exec(t *template.Template, data any) ([]byte, error) {
 
 var hostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.:-]{0,252}[A-Za-z0-9])?$`)
 
-// validateDisplay accepts text shown with echo: printable ASCII without iPXE metacharacters.
-func validateDisplay(s string) error {
+// ValidateDisplay accepts text shown with echo (a network's display name, a MAC):
+// printable ASCII without Metachars.
+func ValidateDisplay(s string) error {
 	for _, r := range s {
-		if r < 0x20 || r > 0x7e || strings.ContainsRune("$;&|\\\"'`#{}", r) {
+		if r < 0x20 || r > 0x7e || strings.ContainsRune(Metachars, r) {
 			return fmt.Errorf("%w: %q holds %q", ErrUnsafe, s, r)
 		}
 	}
@@ -156,7 +157,7 @@ func ValidateURL(s string) error {
 		return fmt.Errorf("%w: %q is not an absolute http(s) URL", ErrUnsafe, s)
 	}
 	for _, r := range s {
-		if r <= 0x20 || r > 0x7e || strings.ContainsRune("$;&|\\\"'`#{}<>^", r) {
+		if r <= 0x20 || r > 0x7e || strings.ContainsRune(urlMetachars, r) {
 			return fmt.Errorf("%w: URL %q holds %q", ErrUnsafe, s, r)
 		}
 	}

@@ -11,6 +11,15 @@ import (
 // ErrUnsafe means a value cannot be placed in an iPXE script or a path as it is.
 var ErrUnsafe = errors.New("unsafe value")
 
+// Metachars are the characters iPXE's script parser gives a meaning to: settings expansion
+// ($, as in ${...}), command separators and chaining (; || &&), quotes and backslashes (its
+// tokenizer treats them specially), comments and braces. No value from a URL, a record or
+// the configuration may carry one into a script; every check in this package uses this set.
+const Metachars = "$;&|\\\"'`#{}"
+
+// urlMetachars are refused in URLs on top of Metachars: characters a URL must escape anyway.
+const urlMetachars = Metachars + "<>^"
+
 // Limits on values that reach a script. They keep scripts small enough to fit the media
 // builders' fixed script slot.
 const (
@@ -67,7 +76,7 @@ func ValidateArgs(s string) error {
 		switch {
 		case r < 0x20 || r > 0x7e:
 			return fmt.Errorf("%w: kernel args: character %q at %d: only printable ASCII", ErrUnsafe, r, i)
-		case strings.ContainsRune("$;&|\\\"'`#{}", r):
+		case strings.ContainsRune(Metachars, r):
 			return fmt.Errorf("%w: kernel args: character %q at %d is interpreted by iPXE", ErrUnsafe, r, i)
 		}
 	}

@@ -240,8 +240,8 @@ func (c *Config) validate() error {
 		if err := ipxe.ValidateNetwork(name); err != nil {
 			return fmt.Errorf("networks: %w", err)
 		}
-		if strings.ContainsAny(display, "$;&|\\\"'`#{}\n\r") {
-			return fmt.Errorf("networks.%s: display name %q holds characters iPXE interprets", name, display)
+		if err := ipxe.ValidateDisplay(display); err != nil {
+			return fmt.Errorf("networks.%s: display name: %w", name, err)
 		}
 	}
 	if c.Paths.Data == "" {
