@@ -105,6 +105,15 @@ func (ts *testServer) transfers(file, result string) float64 {
 	return testutil.ToFloat64(ts.metrics.transfers.WithLabelValues(file, result))
 }
 
+// allTransfers is the transfers counter of file summed over the results.
+func (ts *testServer) allTransfers(file string) float64 {
+	var n float64
+	for _, r := range results {
+		n += ts.transfers(file, r)
+	}
+	return n
+}
+
 func (ts *testServer) refusals(reason string) float64 {
 	return testutil.ToFloat64(ts.metrics.refused.WithLabelValues(reason))
 }

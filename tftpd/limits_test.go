@@ -286,8 +286,8 @@ func TestSourceLimit(t *testing.T) {
 		t.Fatalf("read from 127.0.0.1 after the timeout: %d bytes, %v", len(data), err)
 	}
 	ts.next(t)
-	if got := ts.transfers("undionly.kpxe", resultRefused); got != 1 {
-		t.Errorf("transfers{undionly.kpxe,refused} = %v, want 1", got)
+	if got := ts.refusals(reasonTooManyFrom); got != 1 {
+		t.Errorf("refused{too_many_from_source} = %v, want 1", got)
 	}
 }
 
