@@ -52,10 +52,11 @@ const (
 	pxeUseOfferedFile = 0x08
 )
 
-// Reply kinds, used as metric labels and (prefixed with "offer-") as Stage.Kind.
+// Reply kinds, used as the replies metric's label values; server.go maps each to its boot
+// stage.
 const (
 	kindBinary     = "binary"
-	kindIPXEScript = "ipxe-script"
+	kindIPXEScript = "ipxe_script"
 	kindHTTPBoot   = "httpboot"
 )
 
@@ -67,15 +68,15 @@ const (
 	dropOversized      = "oversized"       // longer than maxRequestLen
 	dropTruncated      = "truncated"       // ends inside the header, inside an option, or before option 255
 	dropMalformed      = "malformed"       // complete, but not DHCPv4 (no magic cookie) or undecodable
-	dropNotRequest     = "not-bootrequest" // op is not BOOTREQUEST (a reply, our own or a server's)
-	dropNotPXE         = "not-pxe"         // option 60 is neither PXEClient nor HTTPClient
-	dropWrongType      = "wrong-type"      // not a DISCOVER on port 67 / a REQUEST on 4011
-	dropBadHWAddr      = "bad-hwaddr"      // chaddr is not a 6-byte Ethernet address
-	dropOtherInterface = "other-interface" // arrived on an interface we do not serve
-	dropNoAddress      = "no-address"      // the arrival interface has no IPv4 address
-	dropNoArch         = "no-arch"         // no option 93 and no Arch: in option 60
-	dropNoBinary       = "no-binary"       // no iPXE binary for the client's architecture
-	dropSendFailed     = "send-failed"     // the reply could not be sent
+	dropNotRequest     = "not_bootrequest" // op is not BOOTREQUEST (a reply, our own or a server's)
+	dropNotPXE         = "not_pxe"         // option 60 is neither PXEClient nor HTTPClient
+	dropWrongType      = "wrong_type"      // not a DISCOVER on port 67 / a REQUEST on 4011
+	dropBadHWAddr      = "bad_hwaddr"      // chaddr is not a 6-byte Ethernet address
+	dropOtherInterface = "other_interface" // arrived on an interface we do not serve
+	dropNoAddress      = "no_address"      // the arrival interface has no IPv4 address
+	dropNoArch         = "no_arch"         // no usable option 93 and no Arch: in option 60
+	dropNoBinary       = "no_binary"       // no iPXE binary for the client's architecture
+	dropSendFailed     = "send_failed"     // the reply could not be sent
 )
 
 var dropReasons = []string{
@@ -259,7 +260,8 @@ func decide(b []byte, in arrival, p policy) decision {
 // checkFraming sorts out datagrams that are not one whole DHCP message, with a reason that
 // says which way they fail, before the library parses them. The walk over the options is the
 // one dhcpv4.FromBytes does, so a datagram that passes here only fails there if it is
-// malformed in some way we do not tell apart.
+// malformed in some way we do not tell apart. It stays our own because the library says
+// which way a datagram fails only in the text of its errors.
 func checkFraming(b []byte) (reason, detail string) {
 	switch {
 	// Details are constants where they can be: they are built for every datagram of a flood
@@ -316,9 +318,11 @@ func classify(req *dhcpv4.DHCPv4) client {
 		Type:        req.MessageType(),
 		VendorClass: string(req.Options.Get(dhcpv4.OptionClassIdentifier)),
 	}
-	if a := req.Options.Get(dhcpv4.OptionClientSystemArchitectureType); len(a) >= 2 {
-		// RFC 4578 allows a list; firmware sends one, the first is the one it runs.
-		c.Arch, c.HasArch = iana.Arch(uint16(a[0])<<8|uint16(a[1])), true
+	// RFC 4578 allows a list; firmware sends one, the first is the one it runs. An option 93
+	// the library cannot read (empty, or an odd length) is no better than none: option 60
+	// may still say.
+	if archs := req.ClientArch(); len(archs) > 0 {
+		c.Arch, c.HasArch = archs[0], true
 	} else if a, ok := archFromVendorClass(c.VendorClass); ok {
 		c.Arch, c.HasArch = a, true
 	}
@@ -330,8 +334,8 @@ func classify(req *dhcpv4.DHCPv4) client {
 		}
 	}
 	if c.IPXE {
-		f := ipxeFeatures(req.Options.Get(dhcpv4.OptionEtherboot))
-		c.IPXEFeatures = f[ipxeFeatureHTTP] && f[ipxeFeatureHTTPS]
+		f := encapsulated(req.Options.Get(dhcpv4.OptionEtherboot))
+		c.IPXEFeatures = hasFeature(f, ipxeFeatureHTTP) && hasFeature(f, ipxeFeatureHTTPS)
 	}
 	if ip := req.ClientIPAddr.To4(); !isZero(ip) {
 		c.IP, _ = netip.AddrFromSlice(ip)
@@ -355,23 +359,19 @@ func archFromVendorClass(vc string) (iana.Arch, bool) {
 	return iana.Arch(n), true
 }
 
-// ipxeFeatures lists the feature codes present in option 175's encapsulated TLVs. A truncated
-// TLV ends the walk; what came before it still counts.
-func ipxeFeatures(opt []byte) map[byte]bool {
-	f := map[byte]bool{}
-	for len(opt) > 0 {
-		code := opt[0]
-		if code == 0 { // pad
-			opt = opt[1:]
-			continue
-		}
-		if code == 255 || len(opt) < 2 || len(opt) < 2+int(opt[1]) {
-			break
-		}
-		f[code] = true
-		opt = opt[2+int(opt[1]):]
-	}
-	return f
+// encapsulated decodes the sub-options of option 43 or 175. A truncated sub-option ends the
+// walk with an error, but the ones before it are decoded already and still count.
+func encapsulated(opt []byte) dhcpv4.Options {
+	o := dhcpv4.Options{}
+	_ = o.FromBytes(opt)
+	return o
+}
+
+// hasFeature reports whether option 175 lists an iPXE feature. Each feature carries its
+// version byte (iPXE include/ipxe/features.h), so an empty one is a code byte cut off at the
+// end of the option, which the library keeps, not a feature.
+func hasFeature(f dhcpv4.Options, code uint8) bool {
+	return len(f.Get(dhcpv4.GenericOptionCode(code))) > 0
 }
 
 // serverAddr picks our address on the arrival interface: the one the client sent to if it
@@ -460,23 +460,18 @@ func buildReply(req *dhcpv4.DHCPv4, r role, server netip.Addr, vendor, file stri
 // is otherwise left without option 43, like the BINL answers EDK2 expects there.
 func pxeVendorOptions(r role, req43 []byte) []byte {
 	if r == roleDHCP {
-		return []byte{pxeDiscoveryControl, 1, pxeUseOfferedFile, 255}
+		return withEnd(dhcpv4.Options{pxeDiscoveryControl: {pxeUseOfferedFile}})
 	}
-	for o := req43; len(o) >= 2; {
-		code, n := o[0], int(o[1])
-		if code == 0 {
-			o = o[1:]
-			continue
-		}
-		if code == 255 || len(o) < 2+n {
-			break
-		}
-		if code == pxeBootItem && n == 4 {
-			return append([]byte{pxeBootItem, 4}, append(bytes.Clone(o[2:6]), 255)...)
-		}
-		o = o[2+n:]
+	if item := encapsulated(req43).Get(dhcpv4.GenericOptionCode(pxeBootItem)); len(item) == 4 {
+		return withEnd(dhcpv4.Options{pxeBootItem: item})
 	}
 	return nil
+}
+
+// withEnd encodes PXE sub-options closed by an end option, as in the offers the captured
+// firmware booted from (testdata); Options.ToBytes leaves it out.
+func withEnd(o dhcpv4.Options) []byte {
+	return append(o.ToBytes(), 255)
 }
 
 func isZero(ip net.IP) bool {

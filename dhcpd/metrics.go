@@ -36,17 +36,17 @@ const (
 // Architecture label values (RFC 4578 registry); the rest are "other", no option "none".
 var archNames = map[iana.Arch]string{
 	iana.INTEL_X86PC:      "bios",
-	iana.EFI_IA32:         "efi-ia32",
-	iana.EFI_X86_64:       "efi-x64",
-	iana.EFI_BC:           "efi-bc",
-	iana.EFI_ARM32:        "efi-arm32",
-	iana.EFI_ARM64:        "efi-arm64",
-	iana.EFI_X86_HTTP:     "http-ia32",
-	iana.EFI_X86_64_HTTP:  "http-x64",
-	iana.EFI_BC_HTTP:      "http-bc",
-	iana.EFI_ARM32_HTTP:   "http-arm32",
-	iana.EFI_ARM64_HTTP:   "http-arm64",
-	iana.INTEL_X86PC_HTTP: "http-bios",
+	iana.EFI_IA32:         "efi_ia32",
+	iana.EFI_X86_64:       "efi_x64",
+	iana.EFI_BC:           "efi_bc",
+	iana.EFI_ARM32:        "efi_arm32",
+	iana.EFI_ARM64:        "efi_arm64",
+	iana.EFI_X86_HTTP:     "http_ia32",
+	iana.EFI_X86_64_HTTP:  "http_x64",
+	iana.EFI_BC_HTTP:      "http_bc",
+	iana.EFI_ARM32_HTTP:   "http_arm32",
+	iana.EFI_ARM64_HTTP:   "http_arm64",
+	iana.INTEL_X86PC_HTTP: "http_bios",
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -57,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"type", "arch"}),
 		replies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bootstrapd_dhcp_replies_total",
-			Help: "ProxyDHCP replies sent, by what they point the client to.",
+			Help: "ProxyDHCP replies sent, by what they point the client to (binary, ipxe_script, httpboot).",
 		}, []string{"kind"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bootstrapd_dhcp_dropped_total",
