@@ -11,7 +11,7 @@ import (
 
 // BenchmarkTransfer1MiB reads a 1 MiB file over loopback with pin/tftp's client, whole
 // transfers from the request to the last ACK. Results depend on whether client and server
-// goroutines share a CPU (DESIGN.md, "TFTP facts"): compare runs with -cpu 1 and -cpu 2.
+// goroutines share a CPU (docs/FIRMWARE.md, "TFTP"): compare runs with -cpu 1 and -cpu 2.
 func BenchmarkTransfer1MiB(b *testing.B) {
 	const file = "ipxe-amd64.efi" // 1 MiB in testFiles
 	for _, anticipate := range []uint{0, 8} {

@@ -273,7 +273,7 @@ func TestMalformedPackets(t *testing.T) {
 	}
 }
 
-// TestOVMFSequence replays what OVMF's PXE client does (DESIGN.md, "TFTP facts"): ask for
+// TestOVMFSequence replays what OVMF's PXE client does (docs/FIRMWARE.md, "TFTP"): ask for
 // tsize, blksize 1468 and windowsize 4; abort with error 8 once the size is known; ask again.
 func TestOVMFSequence(t *testing.T) {
 	content := testFiles()["ipxe-amd64.efi"].Data

@@ -9,7 +9,7 @@
 # neighbour hits them alike; a line gives the median, 90th percentile and maximum time of
 # the complete transfers, and how many failed. The client is curl (lock-step, like firmware).
 # Servers run on CPU 0 and the client on CPU 0 ("same") or CPU 1 ("split"), with taskset,
-# because lock-step TFTP on small VMs is bimodal (DESIGN.md, "TFTP facts").
+# because lock-step TFTP on small VMs is bimodal (docs/FIRMWARE.md, "TFTP").
 #
 # Environment: CPUS="0 1" (client CPUs), BLKSIZES="512 1468", CASES (default: all three
 # servers, "dnsmasq:69 tftpd:6969 tftpd-anticipate8:6970"), LOSS=1 drops 1 % of UDP
