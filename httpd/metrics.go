@@ -20,7 +20,7 @@ type metrics struct {
 	connsClosed                *prometheus.CounterVec
 }
 
-// nodeCounter is the part of the store the node gauges read at scrape time.
+// nodeCounter is the part of the store nodeCollector reads at scrape time.
 type nodeCounter interface {
 	CountNodes(seenSince time.Time) (known, seen int, err error)
 }
@@ -75,7 +75,7 @@ func newMetrics(reg prometheus.Registerer, nodes nodeCounter) *metrics {
 		reg.MustRegister(m.requests, m.duration, m.unauthorized, m.scripts, m.kernelBytes,
 			m.connsEvicted, m.connsRefused, m.connsOpen, m.connsClosed)
 		if nodes != nil {
-			reg.MustRegister(nodeGauges(nodes)...)
+			reg.MustRegister(newNodeCollector(nodes))
 		}
 	}
 	return m
@@ -93,23 +93,42 @@ func (m *metrics) middleware(c *gin.Context) {
 	m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 }
 
-// nodeGauges count nodes when scraped, from the store: nothing to keep in sync.
-func nodeGauges(nodes nodeCounter) []prometheus.Collector {
-	count := func(which int) float64 {
-		known, seen, err := nodes.CountNodes(time.Now().Add(-time.Hour))
-		if err != nil {
-			return -1
-		}
-		return float64([]int{known, seen}[which])
+// activeWindow is how recently a MAC must have asked for something to count in
+// bootstrapd_nodes_active.
+const activeWindow = time.Hour
+
+// nodeCollector reads the node gauges from the store when scraped, so there is nothing to
+// keep in sync; both come from one CountNodes call, which is one scan of the store.
+//
+// They are two metrics rather than one bootstrapd_nodes{state=...}: an active MAC may have a
+// record or not, so the two overlap and a sum over state would count some nodes twice.
+type nodeCollector struct {
+	nodes         nodeCounter
+	known, active *prometheus.Desc
+}
+
+func newNodeCollector(nodes nodeCounter) *nodeCollector {
+	return &nodeCollector{
+		nodes: nodes,
+		known: prometheus.NewDesc("bootstrapd_nodes_known", "Node records in the store.", nil, nil),
+		active: prometheus.NewDesc("bootstrapd_nodes_active",
+			"MACs, with a node record or not, that asked the appliance for something in the last hour.", nil, nil),
 	}
-	return []prometheus.Collector{
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "bootstrapd_nodes_known",
-			Help: "Node records in the store.",
-		}, func() float64 { return count(0) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "bootstrapd_nodes_seen_last_hour",
-			Help: "MACs that asked the appliance for something in the last hour, known or not.",
-		}, func() float64 { return count(1) }),
+}
+
+func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.known
+	ch <- c.active
+}
+
+func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	known, active, err := c.nodes.CountNodes(time.Now().Add(-activeWindow))
+	if err != nil {
+		// The scrape reports the error; a made-up value such as -1 would be graphed as a count.
+		ch <- prometheus.NewInvalidMetric(c.known, err)
+		ch <- prometheus.NewInvalidMetric(c.active, err)
+		return
 	}
+	ch <- prometheus.MustNewConstMetric(c.known, prometheus.GaugeValue, float64(known))
+	ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, float64(active))
 }
