@@ -61,7 +61,7 @@ func TestBuildStructure(t *testing.T) {
 					case KindUEFIImg:
 						checkUEFIImg(t, in, m.Bytes(), script)
 					case KindUEFI:
-						checkEFI(t, in.files["ipxe-amd64-script.efi"], m.Bytes(), script)
+						checkEFI(t, ArchAMD64, in.files["ipxe-amd64-script.efi"], m.Bytes(), script)
 					case KindKRN:
 						checkKRN(t, in.files["ipxe.lkrn"], m.Bytes(), script)
 					}
@@ -230,8 +230,8 @@ func checkUEFIImg(t *testing.T, in inputSet, img []byte, script string) {
 	checkESP(t, in, img[p.Start*512:(p.End+1)*512], script)
 }
 
-func checkEFI(t *testing.T, stub, out []byte, script string) {
-	s, err := findEFISlot(out)
+func checkEFI(t *testing.T, arch Arch, stub, out []byte, script string) {
+	s, err := findEFISlotFor(out, arch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +292,7 @@ func TestGenericBinaries(t *testing.T) {
 		if tc.kind == KindKRN {
 			checkKRN(t, in.files["ipxe.lkrn"], m.Bytes(), "")
 		} else {
-			checkEFI(t, in.files[tc.stub], m.Bytes(), "")
+			checkEFI(t, tc.arch, in.files[tc.stub], m.Bytes(), "")
 			if !bytes.Equal(m.Bytes(), in.files[tc.stub]) {
 				t.Error("generic .efi differs from the built stub")
 			}
@@ -488,7 +488,7 @@ func FuzzScript(f *testing.F) {
 					t.Fatalf("uefimg carries %q, want %q", got["/autoexec.ipxe"], script)
 				}
 			case KindUEFI:
-				checkEFI(t, in.files["ipxe-amd64-script.efi"], m.Bytes(), string(script))
+				checkEFI(t, ArchAMD64, in.files["ipxe-amd64-script.efi"], m.Bytes(), string(script))
 			case KindKRN:
 				checkKRN(t, in.files["ipxe.lkrn"], m.Bytes(), string(script))
 			}
@@ -517,7 +517,7 @@ func FuzzParsers(f *testing.F) {
 			_ = v.walk(func(string, []byte) error { return nil })
 			_ = v.freeLost()
 		}
-		_, _ = findEFISlot(data)
+		_, _ = findEFISlotFor(data, ArchAMD64)
 		_, _, _ = lkrnTemplate(data)
 	})
 }

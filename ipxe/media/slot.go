@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"debug/pe"
 	"encoding/binary"
 	"fmt"
 )
@@ -141,14 +142,67 @@ func (s efiSlot) patch(p *patchSet, script []byte) {
 	copy(p.bytes(s.off+36, MaxScriptLen), script)
 }
 
+// peMachine is the PE machine type of the iPXE EFI build of each architecture.
+var peMachine = map[Arch]uint16{
+	ArchAMD64: pe.IMAGE_FILE_MACHINE_AMD64,
+	ArchARM64: pe.IMAGE_FILE_MACHINE_ARM64,
+}
+
+// findEFISlotFor finds the slot of the stub that New installs for arch. The machine check
+// catches a stub built for the other architecture under this one's name, which firmware
+// would refuse to start only on the node, long after the medium was built.
+func findEFISlotFor(img []byte, arch Arch) (efiSlot, error) {
+	a, err := ParseArch(string(arch))
+	if err != nil {
+		return efiSlot{}, err
+	}
+	m, err := peImageMachine(img)
+	if err != nil {
+		return efiSlot{}, err
+	}
+	if want := peMachine[a]; m != want {
+		return efiSlot{}, fmt.Errorf("PE machine %s, want %s", machineName(m), machineName(want))
+	}
+	return findSlotMarker(img)
+}
+
+// findEFISlot finds the slot of a stub built for any architecture we serve. New does not say
+// which one it loads yet; once it calls findEFISlotFor with it, this goes.
 func findEFISlot(img []byte) (efiSlot, error) {
-	if len(img) < 0x40 || img[0] != 'M' || img[1] != 'Z' {
-		return efiSlot{}, fmt.Errorf("not a PE file")
+	m, err := peImageMachine(img)
+	if err != nil {
+		return efiSlot{}, err
 	}
-	pe := int(binary.LittleEndian.Uint32(img[0x3c:]))
-	if pe+4 > len(img) || string(img[pe:pe+4]) != "PE\x00\x00" {
-		return efiSlot{}, fmt.Errorf("not a PE file")
+	if m != peMachine[ArchAMD64] && m != peMachine[ArchARM64] {
+		return efiSlot{}, fmt.Errorf("PE machine %s, want %s or %s", machineName(m),
+			machineName(peMachine[ArchAMD64]), machineName(peMachine[ArchARM64]))
 	}
+	return findSlotMarker(img)
+}
+
+func peImageMachine(img []byte) (uint16, error) {
+	f, err := pe.NewFile(bytes.NewReader(img))
+	if err != nil {
+		return 0, fmt.Errorf("not a PE file: %w", err)
+	}
+	// debug/pe also reads COFF object files, which have no optional header; an EFI
+	// application always has one.
+	if f.OptionalHeader == nil {
+		return 0, fmt.Errorf("not a PE image: no optional header")
+	}
+	return f.Machine, nil
+}
+
+func machineName(m uint16) string {
+	for a, pm := range peMachine {
+		if pm == m {
+			return fmt.Sprintf("%#04x (%s)", m, a)
+		}
+	}
+	return fmt.Sprintf("%#04x", m)
+}
+
+func findSlotMarker(img []byte) (efiSlot, error) {
 	i := bytes.Index(img, []byte(efiSlotMarker))
 	if i < 0 || bytes.Contains(img[i+1:], []byte(efiSlotMarker)) {
 		return efiSlot{}, fmt.Errorf("want exactly one script slot marker")

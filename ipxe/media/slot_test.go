@@ -1,0 +1,73 @@
+package media
+
+import (
+	"bytes"
+	"debug/pe"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestFindEFISlotFor(t *testing.T) {
+	amd64 := fakePE(6, 64<<10, pe.IMAGE_FILE_MACHINE_AMD64, true)
+	arm64 := fakePE(8, 64<<10, pe.IMAGE_FILE_MACHINE_ARM64, true)
+	i386 := fakePE(9, 64<<10, pe.IMAGE_FILE_MACHINE_I386, true)
+	edit := func(b []byte, f func([]byte)) []byte { b = bytes.Clone(b); f(b); return b }
+	slotAt := bytes.Index(amd64, []byte(efiSlotMarker))
+
+	for _, tc := range []struct {
+		name    string
+		img     []byte
+		arch    Arch
+		wantErr string // empty: the slot is found
+	}{
+		{"amd64 stub for amd64", amd64, ArchAMD64, ""},
+		{"arm64 stub for arm64", arm64, ArchARM64, ""},
+		{"amd64 stub by the default name", amd64, "", ""},
+		{"arm64 stub for amd64", arm64, ArchAMD64, "PE machine 0xaa64 (arm64), want 0x8664 (amd64)"},
+		{"amd64 stub for arm64", amd64, ArchARM64, "PE machine 0x8664 (amd64), want 0xaa64 (arm64)"},
+		{"i386 stub for amd64", i386, ArchAMD64, "PE machine 0x014c, want 0x8664 (amd64)"},
+		{"unknown architecture", amd64, "riscv64", "unknown architecture"},
+		{"empty file", nil, ArchAMD64, "not a PE file"},
+		{"no PE signature", edit(amd64, func(b []byte) { b[0x81] = 'X' }), ArchAMD64, "not a PE file"},
+		{"machine debug/pe does not know", edit(amd64, func(b []byte) {
+			binary.LittleEndian.PutUint16(b[0x84:], 0x9999)
+		}), ArchAMD64, "not a PE file"},
+		{"object file without an optional header", edit(amd64, func(b []byte) {
+			binary.LittleEndian.PutUint16(b[0x84+16:], 0)
+		}), ArchAMD64, "not a PE image"},
+		{"no slot marker", edit(amd64, func(b []byte) { b[slotAt] ^= 0xff }), ArchAMD64, "exactly one script slot marker"},
+		{"two slot markers", append(bytes.Clone(amd64), efiSlotMarker...), ArchAMD64, "exactly one script slot marker"},
+		{"slot cut short", amd64[:slotAt+36+MaxScriptLen-1], ArchAMD64, "script slot truncated"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := findEFISlotFor(tc.img, tc.arch)
+			if tc.wantErr == "" {
+				if err != nil || s.off != slotAt {
+					t.Fatalf("slot at %d, %v; want %d", s.off, err, slotAt)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+	if _, err := findEFISlotFor(amd64, "sparc"); !errors.Is(err, ErrUnknownArch) {
+		t.Errorf("unknown architecture: %v, want ErrUnknownArch", err)
+	}
+}
+
+// TestFindEFISlot: without an architecture to hold it to, a stub must still be one we serve.
+func TestFindEFISlot(t *testing.T) {
+	for _, m := range []uint16{pe.IMAGE_FILE_MACHINE_AMD64, pe.IMAGE_FILE_MACHINE_ARM64} {
+		if _, err := findEFISlot(fakePE(6, 64<<10, m, true)); err != nil {
+			t.Errorf("machine %#x: %v", m, err)
+		}
+	}
+	_, err := findEFISlot(fakePE(6, 64<<10, pe.IMAGE_FILE_MACHINE_RISCV64, true))
+	if err == nil || !strings.Contains(err.Error(), "PE machine 0x5064, want 0x8664 (amd64) or 0xaa64 (arm64)") {
+		t.Errorf("riscv64 stub: %v", err)
+	}
+}
