@@ -1,0 +1,137 @@
+package ipxe
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+)
+
+var (
+	// ErrUnknownNetwork means a network is not in appliance.yaml's networks.
+	ErrUnknownNetwork = errors.New("unknown network")
+	// ErrNoKernel means the kernel file a boot needs does not exist.
+	ErrNoKernel = errors.New("kernel file not found")
+)
+
+// BootRequest is what a boot asks for: <network>[/<farm>[/<extra-kernel-args>[/<kernel>]]]
+// in a URL, a node's record or default_node.
+type BootRequest struct {
+	Network string
+	Farm    uint64 // 0: not given
+	Args    string
+	Kernel  string // "": the network's default, net/<network>.efi
+}
+
+// KernelSet tells which kernel files a boot can use; *kernels.Dir is one. The policy needs
+// only this, so it can be decided without a kernels directory (tests, other stores).
+type KernelSet interface {
+	// Exists reports whether name, relative to the kernels directory, is a regular file
+	// that can be served.
+	Exists(name string) bool
+}
+
+// Kind says which rule chose a script. The values are bootstrapd_scripts_served_total's
+// kind label.
+type Kind string
+
+// The kinds of script.
+const (
+	KindBoot    Kind = "boot"    // asked for explicitly: /ipxe/…, a medium
+	KindNode    Kind = "node"    // the MAC's record
+	KindDefault Kind = "default" // default_node, for a MAC without a record
+	KindWait    Kind = "wait"    // wait and ask again
+)
+
+// Policy decides which script a boot gets. It reads nothing but its fields, so a caller
+// builds one per request from the configuration of the moment (networks and default_node
+// change on reload) and the base URL the request came in on.
+type Policy struct {
+	Scripts  *Scripts
+	Networks map[string]string // short name -> display name
+	// Default boots MACs without a record; an empty Network makes them wait.
+	Default BootRequest
+	Kernels KernelSet
+	// Base is where nodes reach the appliance: the kernel and retry URLs are built on it.
+	Base string
+}
+
+// Decision is what a MAC that asks for its script gets.
+type Decision struct {
+	Kind   Kind
+	Script []byte
+	// Reason is why a MAC with a record or a default_node waits instead of booting (a
+	// removed network, a missing kernel, a failed lookup); nil when it had neither. A node
+	// that cannot boot must still get a script, so this is for the log, not the answer.
+	Reason error
+}
+
+// Boot is the script for req, its kernel fetched from Base/kernel/…: the one code path of
+// /ipxe/, /provision/ and the boot media, served or built offline. The kernel must exist.
+func (p Policy) Boot(req BootRequest) ([]byte, error) {
+	display, ok := p.Networks[req.Network]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownNetwork, req.Network)
+	}
+	kernel, err := KernelFor(p.Kernels, req.Network, req.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	return p.Scripts.Render(Boot{
+		Network:     req.Network,
+		NetworkName: display,
+		Farm:        req.Farm,
+		Args:        req.Args,
+		KernelURL:   p.base() + "/kernel/" + kernel,
+	})
+}
+
+// Provision decides what mac boots: its record (rec; nil when it has none) if that can boot,
+// else default_node if it is set and the MAC has no record, else a script that waits and asks
+// again. lookupErr is a failed lookup of the record (not its absence): the MAC then waits,
+// since booting the default could take over a node that has a record. The error is non-nil
+// only when not even the wait script can be rendered.
+func (p Policy) Provision(mac string, rec *BootRequest, lookupErr error) (Decision, error) {
+	var reason error
+	switch {
+	case lookupErr != nil:
+		reason = fmt.Errorf("record of %s: %w", mac, lookupErr)
+	case rec != nil:
+		script, err := p.Boot(*rec)
+		if err == nil {
+			return Decision{Kind: KindNode, Script: script}, nil
+		}
+		reason = fmt.Errorf("record of %s: %w", mac, err)
+	case p.Default.Network != "":
+		script, err := p.Boot(p.Default)
+		if err == nil {
+			return Decision{Kind: KindDefault, Script: script}, nil
+		}
+		reason = fmt.Errorf("default_node for %s: %w", mac, err)
+	}
+	script, err := p.Scripts.Wait(mac, p.base()+"/provision/"+mac)
+	if err != nil {
+		return Decision{}, err
+	}
+	return Decision{Kind: KindWait, Script: script, Reason: reason}, nil
+}
+
+func (p Policy) base() string { return strings.TrimSuffix(p.Base, "/") }
+
+// KernelFor names the kernel file a boot of network uses (override, or the network's default
+// net/<network>.efi) and checks that kernels has it.
+func KernelFor(kernels KernelSet, network, override string) (string, error) {
+	name := override
+	if name == "" {
+		name = path.Join("net", network+".efi")
+	}
+	if err := ValidateKernel(name); err != nil {
+		return "", err
+	}
+	if kernels == nil || !kernels.Exists(name) {
+		// Only the name: where the kernels directory is is the operator's business, not the
+		// client's.
+		return "", fmt.Errorf("%w: %s", ErrNoKernel, name)
+	}
+	return name, nil
+}
