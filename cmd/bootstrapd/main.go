@@ -17,7 +17,8 @@ import (
 	"github.com/threefoldtech/bootstrapd/cmd/bootstrapd/internal/earlyhup"
 )
 
-// version is set at build time: -ldflags "-X main.version=1.2.3".
+// version is set at build time: -ldflags "-X main.version=1.2.3". Left at "dev",
+// currentBuild falls back to what the go command recorded in the binary.
 var version = "dev"
 
 const usage = `bootstrapd: Zero-OS network-boot appliance
@@ -71,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "media":
 		return cmdMedia(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "bootstrapd", version)
+		fmt.Fprintln(stdout, "bootstrapd", currentBuild())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
