@@ -223,6 +223,11 @@ func decide(b []byte, in arrival, p policy) decision {
 			}
 			return d
 		}
+		// "<mac>/<binary>" ties the transfer that follows to this node (tftpd and httpd
+		// take the prefix off); OVMF, SeaBIOS's iPXE ROM and HTTP Boot all take a path.
+		if len(c.MAC) == 6 {
+			name = strings.ReplaceAll(c.MAC.String(), ":", "-") + "/" + name
+		}
 		d.Kind, d.File = kindBinary, name
 		if httpBoot {
 			d.Kind, d.File, vendor = kindHTTPBoot, base+"/boot/"+name, vendorHTTP

@@ -23,7 +23,9 @@ var (
 	capServer = netip.MustParseAddr("10.99.0.2")
 	capClient = netip.MustParseAddr("10.99.0.111")
 	capMAC    = "52:54:00:12:34:56"
-	bcast68   = netip.MustParseAddrPort("255.255.255.255:68")
+	// capFile is the boot file an EFI x64 client with capMAC is handed: <mac>/<binary>.
+	capFile = "52-54-00-12-34-56/" + ipxe.FileEFIx64
+	bcast68 = netip.MustParseAddrPort("255.255.255.255:68")
 )
 
 // testCatalogue is a real *ipxe.Catalogue over placeholder files.
@@ -163,6 +165,29 @@ func summarize(d decision) summary {
 		Opt43:  r.Options.Get(dhcpv4.OptionVendorSpecificInformation),
 		Ciaddr: r.ClientIPAddr.String(), Giaddr: r.GatewayIPAddr.String(),
 	}
+}
+
+// withMAC is want with the boot file as decide hands it out: "<mac>/<binary>" for the
+// request's client, so that the transfer that follows names its node. The tables name the
+// bare binary.
+func withMAC(t *testing.T, req []byte, want summary) summary {
+	t.Helper()
+	if want.Kind != kindBinary && want.Kind != kindHTTPBoot {
+		return want
+	}
+	m, err := dhcpv4.FromBytes(req)
+	if err != nil || len(m.ClientHWAddr) != 6 {
+		return want
+	}
+	prefix := strings.ReplaceAll(m.ClientHWAddr.String(), ":", "-") + "/"
+	add := func(f string) string {
+		if i := strings.LastIndex(f, "/boot/"); i >= 0 {
+			return f[:i+len("/boot/")] + prefix + f[i+len("/boot/"):]
+		}
+		return prefix + f
+	}
+	want.File, want.Opt67 = add(want.File), add(want.Opt67)
+	return want
 }
 
 // offer is the summary of a port-67 proxy offer broadcast on the capture LAN.
@@ -409,7 +434,7 @@ func TestDecide(t *testing.T) {
 				tt.pol(&p)
 			}
 			d := decide(tt.in, tt.at, p)
-			if diff := cmp.Diff(tt.want, summarize(d)); diff != "" {
+			if diff := cmp.Diff(withMAC(t, tt.in, tt.want), summarize(d)); diff != "" {
 				t.Errorf("decision (-want +got):\n%s\ndetail: %s", diff, d.Detail)
 			}
 			if d.Reply != nil {
@@ -455,8 +480,17 @@ func TestDecideMatchesCapturedReplies(t *testing.T) {
 			if d.Reply == nil {
 				t.Fatalf("no reply: %s %s", d.Drop, d.Detail)
 			}
-			if got := d.Reply.ToBytes(); !bytes.Equal(got, want.Data) {
-				t.Errorf("reply differs from the captured one\ngot:  %x\nwant: %x", got, want.Data)
+			// The captures predate the <mac>/ prefix of the boot file: every other byte of
+			// the reply must be what the firmware accepted.
+			wantMsg, err := dhcpv4.FromBytes(want.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := withMAC(t, req.Data, summary{Kind: d.Kind, File: wantMsg.BootFileName}).File
+			wantMsg.BootFileName = file
+			wantMsg.UpdateOption(dhcpv4.OptBootFileName(file))
+			if got := d.Reply.ToBytes(); !bytes.Equal(got, wantMsg.ToBytes()) {
+				t.Errorf("reply differs from the captured one (with the <mac>/ prefix)\ngot:  %x\nwant: %x", got, wantMsg.ToBytes())
 			}
 			if d.To != want.Dst {
 				t.Errorf("reply to %s, captured reply went to %s", d.To, want.Dst)

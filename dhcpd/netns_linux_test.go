@@ -18,7 +18,6 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
-	"github.com/threefoldtech/bootstrapd/ipxe"
 )
 
 const netnsChildEnv = "DHCPD_TEST_CLIENT_NETNS"
@@ -223,7 +222,7 @@ func netnsChild(t *testing.T, cliNS string) {
 				offer.ServerIdentifier().String() != link.server {
 				t.Errorf("offer from %s siaddr %s option 54 %s, want %s", from, offer.ServerIPAddr, offer.ServerIdentifier(), link.server)
 			}
-			if offer.BootFileName != ipxe.FileEFIx64 || !offer.YourIPAddr.IsUnspecified() || !offer.IsBroadcast() {
+			if offer.BootFileName != capFile || !offer.YourIPAddr.IsUnspecified() || !offer.IsBroadcast() {
 				t.Errorf("offer file %q yiaddr %s broadcast %v", offer.BootFileName, offer.YourIPAddr, offer.IsBroadcast())
 			}
 		})
@@ -237,14 +236,14 @@ func netnsChild(t *testing.T, cliNS string) {
 	send(t, cs.pxe, req, "10.77.0.1:4011")
 	ack, from := readReply(t, cs.pxe)
 	if ack.MessageType() != dhcpv4.MessageTypeAck || from.String() != "10.77.0.1:4011" ||
-		ack.ServerIPAddr.String() != "10.77.0.1" || ack.BootFileName != ipxe.FileEFIx64 {
+		ack.ServerIPAddr.String() != "10.77.0.1" || ack.BootFileName != capFile {
 		t.Errorf("4011: %s from %s siaddr %s file %q", ack.MessageType(), from, ack.ServerIPAddr, ack.BootFileName)
 	}
 	st := waitStages(t, &got, 3)
 	if diff := cmp.Diff([]string{
-		"offer_binary 52:54:00:12:34:56 10.77.0.50 | EFI x86-64 ipxe-amd64.efi",
-		"offer_binary 52:54:00:12:34:56 invalid IP | EFI x86-64 ipxe-amd64.efi",
-		"offer_binary 52:54:00:12:34:56 invalid IP | EFI x86-64 ipxe-amd64.efi",
+		"offer_binary 52:54:00:12:34:56 10.77.0.50 | EFI x86-64 52-54-00-12-34-56/ipxe-amd64.efi",
+		"offer_binary 52:54:00:12:34:56 invalid IP | EFI x86-64 52-54-00-12-34-56/ipxe-amd64.efi",
+		"offer_binary 52:54:00:12:34:56 invalid IP | EFI x86-64 52-54-00-12-34-56/ipxe-amd64.efi",
 	}, stageLines(st)); diff != "" {
 		t.Errorf("stages (-want +got):\n%s", diff)
 	}

@@ -174,10 +174,10 @@ func TestServerLoopback(t *testing.T) {
 		t.Errorf("offer came from %s, want %s", from, srvAddr)
 	}
 	if err := checkReply(ovmf, decision{Reply: offer, Server: netip.MustParseAddr("127.0.0.1"),
-		File: ipxe.FileEFIx64, To: netip.MustParseAddrPort("127.0.0.2:1")}); err != nil {
+		File: capFile, To: netip.MustParseAddrPort("127.0.0.2:1")}); err != nil {
 		t.Error(err)
 	}
-	if offer.BootFileName != ipxe.FileEFIx64 || !offer.GatewayIPAddr.Equal(net.IPv4(127, 0, 0, 2)) ||
+	if offer.BootFileName != capFile || !offer.GatewayIPAddr.Equal(net.IPv4(127, 0, 0, 2)) ||
 		!bytes.Equal(offer.Options.Get(dhcpv4.OptionVendorSpecificInformation), []byte{6, 1, 8, 255}) {
 		t.Errorf("offer: file %q giaddr %s option 43 %x", offer.BootFileName, offer.GatewayIPAddr,
 			offer.Options.Get(dhcpv4.OptionVendorSpecificInformation))
@@ -200,7 +200,7 @@ func TestServerLoopback(t *testing.T) {
 	r4011 := fromCapture(t, "ovmf-4011.pcap", 4011, dhcpv4.MessageTypeRequest, 0).Data
 	send(t, client, r4011, "127.0.0.1:"+strconv.Itoa(port+2))
 	ack, from := readReply(t, client)
-	if ack.MessageType() != dhcpv4.MessageTypeAck || ack.BootFileName != ipxe.FileEFIx64 ||
+	if ack.MessageType() != dhcpv4.MessageTypeAck || ack.BootFileName != capFile ||
 		!ack.ServerIPAddr.Equal(net.IPv4(127, 0, 0, 1)) || from.String() != "127.0.0.1:"+strconv.Itoa(port+2) {
 		t.Errorf("4011 answer: %s file %q siaddr %s from %s", ack.MessageType(), ack.BootFileName, ack.ServerIPAddr, from)
 	}
@@ -242,8 +242,8 @@ func TestServerLoopback(t *testing.T) {
 		t.Fatalf("%d timeline events, want 3: %+v", len(st), st)
 	}
 	if diff := cmp.Diff([]string{
-		"offer_binary 52:54:00:12:34:56 10.99.0.111 | EFI x86-64 ipxe-amd64.efi",
-		"offer_binary 52:54:00:12:34:56 invalid IP | EFI x86-64 ipxe-amd64.efi",
+		"offer_binary 52:54:00:12:34:56 10.99.0.111 | EFI x86-64 52-54-00-12-34-56/ipxe-amd64.efi",
+		"offer_binary 52:54:00:12:34:56 invalid IP | EFI x86-64 52-54-00-12-34-56/ipxe-amd64.efi",
 		"offer_script 52:54:00:12:34:56 invalid IP | EFI x86-64 http://127.0.0.1:8080/provision/52:54:00:12:34:56",
 	}, stageLines(st)); diff != "" {
 		t.Errorf("stages (-want +got):\n%s", diff)
