@@ -33,7 +33,8 @@ func TestLANBoot(t *testing.T) {
 		// (Debian's ipxe-qemu 2019 build) for the case to test what it claims.
 		oldROM bool
 		// console: what the serial console must show before the kernel, in order; {mac}
-		// stands for the VM's MAC.
+		// stands for the VM's MAC, {machyp} for it with hyphens (the <mac>/ prefix of the
+		// boot file the ProxyDHCP hands out).
 		console []string
 		stages  []stageWant
 	}{
@@ -44,17 +45,17 @@ func TestLANBoot(t *testing.T) {
 			// OVMF's own PXE client, not an option ROM, starts the boot.
 			console: []string{
 				`Start PXE over IPv4`,
-				`NBP filename is ipxe-amd64\.efi`,
+				`NBP filename is {machyp}/ipxe-amd64\.efi`,
 				`Filename: http://\S+/provision/{mac}`,
 				`Zero-OS Kernel Boot Loader`,
 			},
 			stages: []stageWant{
-				{"offer-binary", "ipxe-amd64.efi"},
-				{"tftp-sent", "ipxe-amd64.efi"},
-				{"offer-ipxe-script", "/provision/"},
-				{"script-served", "node"},
-				{"kernel-requested", "net/test.efi"},
-				{"kernel-sent", "net/test.efi"},
+				{"offer_binary", "ipxe-amd64.efi"},
+				{"tftp_sent", "ipxe-amd64.efi"},
+				{"offer_script", "/provision/"},
+				{"script_served", "node"},
+				{"kernel_requested", "net/test.efi"},
+				{"kernel_sent", "net/test.efi"},
 			},
 		},
 		{
@@ -65,19 +66,19 @@ func TestLANBoot(t *testing.T) {
 			// qemu's 2019 ROM first, then the catalogue's iPXE it was handed over TFTP.
 			console: []string{
 				`iPXE \(PCI [0-9a-f:.]+\) starting execution`,
-				`Filename: undionly\.kpxe`,
+				`Filename: {machyp}/undionly\.kpxe`,
 				`PXE->EB: !PXE`,
 				`Features: [^\n]*HTTPS`,
 				`Filename: http://\S+/provision/{mac}`,
 				`Zero-OS Kernel Boot Loader`,
 			},
 			stages: []stageWant{
-				{"offer-binary", "undionly.kpxe"},
-				{"tftp-sent", "undionly.kpxe"},
-				{"offer-ipxe-script", "/provision/"},
-				{"script-served", "node"},
-				{"kernel-requested", "net/test.efi"},
-				{"kernel-sent", "net/test.efi"},
+				{"offer_binary", "undionly.kpxe"},
+				{"tftp_sent", "undionly.kpxe"},
+				{"offer_script", "/provision/"},
+				{"script_served", "node"},
+				{"kernel_requested", "net/test.efi"},
+				{"kernel_sent", "net/test.efi"},
 			},
 		},
 		{
@@ -86,20 +87,20 @@ func TestLANBoot(t *testing.T) {
 			register: false,
 			oldROM:   true,
 			console: []string{
-				`Filename: undionly\.kpxe`,
+				`Filename: {machyp}/undionly\.kpxe`,
 				`Filename: http://\S+/provision/{mac}`,
 				`MAC {mac}\) has no boot record yet`,
 				`Asking again in 5 seconds`,
 				`Zero-OS Kernel Boot Loader`,
 			},
 			stages: []stageWant{
-				{"offer-binary", "undionly.kpxe"},
-				{"tftp-sent", "undionly.kpxe"},
-				{"offer-ipxe-script", "/provision/"},
-				{"script-served", "wait"},
-				{"script-served", "node"},
-				{"kernel-requested", "net/test.efi"},
-				{"kernel-sent", "net/test.efi"},
+				{"offer_binary", "undionly.kpxe"},
+				{"tftp_sent", "undionly.kpxe"},
+				{"offer_script", "/provision/"},
+				{"script_served", "wait"},
+				{"script_served", "node"},
+				{"kernel_requested", "net/test.efi"},
+				{"kernel_sent", "net/test.efi"},
 			},
 		},
 	}
@@ -172,6 +173,7 @@ func checkConsoleOrder(t *testing.T, console string, patterns []string, mac stri
 	rest := console
 	for _, p := range patterns {
 		p = strings.ReplaceAll(p, "{mac}", regexp.QuoteMeta(mac))
+		p = strings.ReplaceAll(p, "{machyp}", regexp.QuoteMeta(strings.ReplaceAll(mac, ":", "-")))
 		loc := regexp.MustCompile(p).FindStringIndex(rest)
 		if loc == nil {
 			t.Errorf("console does not show %q (after the previous expected lines)", p)

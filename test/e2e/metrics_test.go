@@ -29,7 +29,7 @@ func (l *lab) checkMetrics(t *testing.T, boots int) {
 		`bootstrapd_tftp_transfers_total{file="undionly.kpxe",result="ok"}`:      2,
 		`bootstrapd_http_requests_total{code="200",route="/provision/:mac"}`:     float64(boots + 1),
 		`bootstrapd_scripts_served_total{kind="wait"}`:                           1,
-		`bootstrapd_boot_stages_total{stage="kernel-sent"}`:                      float64(boots),
+		`bootstrapd_boot_stages_total{stage="kernel_sent"}`:                      float64(boots),
 		`bootstrapd_nodes_known`:                                                 float64(boots),
 	}
 	for series, min := range atLeast {
