@@ -15,6 +15,7 @@ import (
 
 	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/store"
+	"github.com/threefoldtech/bootstrapd/store/kernels"
 	"github.com/threefoldtech/bootstrapd/store/timeline"
 )
 
@@ -36,6 +37,26 @@ func (s *Server) requireAdmin(c *gin.Context) {
 		return
 	}
 	c.Next()
+}
+
+// Nodes are the node records and what the appliance saw of each MAC, as the admin API and
+// the boot path use them; *store.DB is one. The errors are store's (store.ErrNotFound,
+// store.ErrExists, store.ErrBadMAC).
+type Nodes interface {
+	GetNode(mac string) (store.Node, error)
+	ListNodes() ([]store.Node, error)
+	CreateNode(n store.Node) (store.Node, error)
+	// UpdateNode applies change to the record inside one transaction; an error from change
+	// leaves the record as it was.
+	UpdateNode(mac string, change func(*store.Node) error) (store.Node, error)
+	DeleteNode(mac string) error
+	ImportNodes(nodes []store.Node) (created, updated int, err error)
+	ListSeen() ([]store.Seen, error)
+	Events(mac string) ([]store.Event, error)
+	// Forget drops a MAC's discovered entry and boot events; its record stays.
+	Forget(mac string) error
+	// CountNodes is read by /metrics at scrape time.
+	CountNodes(seenSince time.Time) (known, seen int, err error)
 }
 
 type apiError struct {
@@ -81,10 +102,11 @@ func (s *Server) apiFail(c *gin.Context, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, store.ErrExists):
 		code = http.StatusConflict
-	case errors.Is(err, store.ErrBadMAC), errors.Is(err, ipxe.ErrUnsafe), errors.Is(err, ErrUnknownNetwork),
-		errors.Is(err, ErrNoKernel), errors.Is(err, errBadInput):
+	case errors.Is(err, store.ErrBadMAC), errors.Is(err, ipxe.ErrUnsafe), errors.Is(err, ipxe.ErrUnknownNetwork),
+		errors.Is(err, ipxe.ErrNoKernel), errors.Is(err, kernels.ErrNotFound), errors.Is(err, kernels.ErrChecksum),
+		errors.Is(err, kernels.ErrEmpty), errors.Is(err, errBadInput):
 		code = http.StatusBadRequest
-	case errors.Is(err, errInUse):
+	case errors.Is(err, kernels.ErrInUse):
 		code = http.StatusConflict
 	case errors.As(err, &mbe):
 		code = http.StatusRequestEntityTooLarge
@@ -108,7 +130,7 @@ func (s *Server) ValidateNode(n *store.Node) error {
 		return err
 	}
 	if _, ok := s.networks()[n.Network]; !ok {
-		return fmt.Errorf("%w: %q (known: %s)", ErrUnknownNetwork, n.Network, strings.Join(s.networkNames(), ", "))
+		return fmt.Errorf("%w: %q (known: %s)", ipxe.ErrUnknownNetwork, n.Network, strings.Join(s.networkNames(), ", "))
 	}
 	if n.Farm == 0 {
 		return fmt.Errorf("%w: farm id must be a positive integer", ipxe.ErrUnsafe)
@@ -117,7 +139,7 @@ func (s *Server) ValidateNode(n *store.Node) error {
 		return err
 	}
 	if n.Kernel != "" {
-		if _, err := kernelFor(s.kernels, n.Network, n.Kernel); err != nil {
+		if _, err := ipxe.KernelFor(s.cfg.Kernels, n.Network, n.Kernel); err != nil {
 			return err
 		}
 	}
@@ -125,7 +147,7 @@ func (s *Server) ValidateNode(n *store.Node) error {
 }
 
 func (s *Server) apiListNodes(c *gin.Context) {
-	nodes, err := s.cfg.Store.ListNodes()
+	nodes, err := s.cfg.Nodes.ListNodes()
 	if err != nil {
 		s.apiFail(c, err)
 		return
@@ -134,7 +156,7 @@ func (s *Server) apiListNodes(c *gin.Context) {
 }
 
 func (s *Server) apiGetNode(c *gin.Context) {
-	n, err := s.cfg.Store.GetNode(c.Param("mac"))
+	n, err := s.cfg.Nodes.GetNode(c.Param("mac"))
 	if err != nil {
 		s.apiFail(c, err)
 		return
@@ -154,7 +176,7 @@ func (s *Server) apiCreateNode(c *gin.Context) {
 		s.apiFail(c, err)
 		return
 	}
-	n, err := s.cfg.Store.CreateNode(n)
+	n, err := s.cfg.Nodes.CreateNode(n)
 	if err != nil {
 		s.apiFail(c, err)
 		return
@@ -169,7 +191,7 @@ func (s *Server) apiUpdateNode(c *gin.Context) {
 		s.apiFail(c, fmt.Errorf("%w: %v", errBadInput, err))
 		return
 	}
-	n, err := s.cfg.Store.UpdateNode(c.Param("mac"), func(n *store.Node) error {
+	n, err := s.cfg.Nodes.UpdateNode(c.Param("mac"), func(n *store.Node) error {
 		apply(n, in)
 		return s.ValidateNode(n)
 	})
@@ -197,7 +219,7 @@ func apply(n *store.Node, in NodeInput) {
 }
 
 func (s *Server) apiDeleteNode(c *gin.Context) {
-	if err := s.cfg.Store.DeleteNode(c.Param("mac")); err != nil {
+	if err := s.cfg.Nodes.DeleteNode(c.Param("mac")); err != nil {
 		s.apiFail(c, err)
 		return
 	}
@@ -208,7 +230,7 @@ func (s *Server) apiDeleteNode(c *gin.Context) {
 // apiForget removes what the appliance remembers of a MAC that asked for something (its
 // discovered entry and boot events); its record, if any, stays.
 func (s *Server) apiForget(c *gin.Context) {
-	if err := s.cfg.Store.Forget(c.Param("mac")); err != nil {
+	if err := s.cfg.Nodes.Forget(c.Param("mac")); err != nil {
 		s.apiFail(c, err)
 		return
 	}
@@ -217,7 +239,7 @@ func (s *Server) apiForget(c *gin.Context) {
 }
 
 func (s *Server) apiEvents(c *gin.Context) {
-	evs, err := s.cfg.Store.Events(c.Param("mac"))
+	evs, err := s.cfg.Nodes.Events(c.Param("mac"))
 	if err != nil {
 		s.apiFail(c, err)
 		return
@@ -244,7 +266,7 @@ func (s *Server) apiImport(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusBadRequest, ImportResult{Errors: bad})
 		return
 	}
-	created, updated, err := s.cfg.Store.ImportNodes(nodes)
+	created, updated, err := s.cfg.Nodes.ImportNodes(nodes)
 	if err != nil {
 		s.apiFail(c, err)
 		return
@@ -254,7 +276,7 @@ func (s *Server) apiImport(c *gin.Context) {
 }
 
 func (s *Server) apiExport(c *gin.Context) {
-	nodes, err := s.cfg.Store.ListNodes()
+	nodes, err := s.cfg.Nodes.ListNodes()
 	if err != nil {
 		s.apiFail(c, err)
 		return
@@ -287,7 +309,7 @@ func bootState(evs []store.Event, now time.Time, after time.Duration) (last stor
 }
 
 func (s *Server) apiDiscovered(c *gin.Context) {
-	seen, err := s.cfg.Store.ListSeen()
+	seen, err := s.cfg.Nodes.ListSeen()
 	if err != nil {
 		s.apiFail(c, err)
 		return
@@ -295,9 +317,9 @@ func (s *Server) apiDiscovered(c *gin.Context) {
 	now := time.Now()
 	out := make([]Discovered, 0, len(seen))
 	for _, sn := range seen {
-		_, err := s.cfg.Store.GetNode(sn.MAC)
+		_, err := s.cfg.Nodes.GetNode(sn.MAC)
 		d := Discovered{Seen: sn, Known: err == nil}
-		evs, err := s.cfg.Store.Events(sn.MAC)
+		evs, err := s.cfg.Nodes.Events(sn.MAC)
 		if err != nil {
 			s.apiFail(c, err)
 			return

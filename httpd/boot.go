@@ -6,8 +6,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/netip"
-	"os"
-	"path"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -25,16 +23,30 @@ func (s *Server) handleIPXE(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.metrics.scripts.WithLabelValues("boot").Inc()
+	s.metrics.scripts.WithLabelValues(string(ipxe.KindBoot)).Inc()
 	c.Data(http.StatusOK, scriptType, script)
+}
+
+// policy is the boot policy for r: the configuration of the moment, URLs based where r came
+// in.
+func (s *Server) policy(r *http.Request) ipxe.Policy {
+	def := s.dflt.Load()
+	return ipxe.Policy{
+		Scripts:  s.cfg.Scripts,
+		Networks: s.networks(),
+		Default:  ipxe.BootRequest{Network: def.Network, Farm: def.Farm, Args: def.Args},
+		Kernels:  s.cfg.Kernels,
+		Base:     s.baseURL(r),
+	}
 }
 
 // pathScript renders the script the URL's <network>[/<farm>[/<extra>[/<kernel>]]] asks for,
 // for /ipxe/ and the media alike; on a bad request it has answered and ok is false.
-func (s *Server) pathScript(c *gin.Context) (script []byte, req BootRequest, ok bool) {
-	req, err := ParseBootPath(c.Param("network")+c.Param("rest"), s.networks())
+func (s *Server) pathScript(c *gin.Context) (script []byte, req ipxe.BootRequest, ok bool) {
+	p := s.policy(c.Request)
+	req, err := ParseBootPath(c.Param("network")+c.Param("rest"), p.Networks)
 	if err == nil {
-		script, err = s.BootScript(c.Request, req)
+		script, err = p.Boot(req)
 	}
 	if err != nil {
 		s.failBoot(c, err)
@@ -43,56 +55,11 @@ func (s *Server) pathScript(c *gin.Context) (script []byte, req BootRequest, ok 
 	return script, req, true
 }
 
-// BootScript renders the script for req with URLs relative to r (see baseURL). The media
-// endpoints embed exactly these bytes.
-func (s *Server) BootScript(r *http.Request, req BootRequest) ([]byte, error) {
-	return RenderBoot(s.cfg.Scripts, s.networks(), s.kernels, s.baseURL(r), req)
-}
-
-// RenderBoot is the boot script for req, its kernel fetched from base/kernel/…: the one
-// code path of /ipxe/, /provision/, the media endpoints and `bootstrapd media`. The kernel
-// must exist under kernels.
-func RenderBoot(scripts *ipxe.Scripts, networks map[string]string, kernels *os.Root, base string, req BootRequest) ([]byte, error) {
-	display, ok := networks[req.Network]
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownNetwork, req.Network)
-	}
-	kernel, err := kernelFor(kernels, req.Network, req.Kernel)
-	if err != nil {
-		return nil, err
-	}
-	return scripts.Render(ipxe.Boot{
-		Network:     req.Network,
-		NetworkName: display,
-		Farm:        req.Farm,
-		Args:        req.Args,
-		KernelURL:   strings.TrimSuffix(base, "/") + "/kernel/" + kernel,
-	})
-}
-
-// kernelFor names the kernel file a boot uses and checks that it exists inside the kernels
-// directory (symlinks resolved, but never out of it).
-func kernelFor(kernels *os.Root, network, override string) (string, error) {
-	name := override
-	if name == "" {
-		name = path.Join("net", network+".efi")
-	}
-	if err := ipxe.ValidateKernel(name); err != nil {
-		return "", err
-	}
-	st, err := kernels.Stat(name)
-	if err != nil || !st.Mode().IsRegular() {
-		// The kernels directory's path is the operator's business, not the client's.
-		return "", fmt.Errorf("%w: %s", ErrNoKernel, name)
-	}
-	return name, nil
-}
-
 func (s *Server) failBoot(c *gin.Context, err error) {
 	switch {
-	case errors.Is(err, ErrUnknownNetwork):
+	case errors.Is(err, ipxe.ErrUnknownNetwork):
 		fail(c, http.StatusNotFound, "%v (known: %s)", err, strings.Join(s.networkNames(), ", "))
-	case errors.Is(err, ErrNoKernel):
+	case errors.Is(err, ipxe.ErrNoKernel):
 		fail(c, http.StatusNotFound, "%v", err)
 	case errors.Is(err, ipxe.ErrUnsafe), errors.Is(err, store.ErrBadMAC):
 		fail(c, http.StatusBadRequest, "%v", err)
@@ -102,9 +69,9 @@ func (s *Server) failBoot(c *gin.Context, err error) {
 	}
 }
 
-// handleProvision serves a node's boot script from its record. It never answers 500 to a
-// node: a node that cannot be booted gets a script that waits and asks again, so it boots
-// without a power cycle once the problem is fixed.
+// handleProvision serves a node's boot script as the policy decides from its record. It
+// never answers 500 to a node: a node that cannot be booted gets a script that waits and
+// asks again, so it boots without a power cycle once the problem is fixed.
 func (s *Server) handleProvision(c *gin.Context) {
 	mac, err := store.ParseMAC(c.Param("mac"))
 	if err != nil {
@@ -113,38 +80,32 @@ func (s *Server) handleProvision(c *gin.Context) {
 	}
 	ip := clientIP(c)
 	log := s.log.With("mac", mac, "remote", ip)
-	boot := c.Request.Method == http.MethodGet
 
-	kind := "node"
-	req, err := s.nodeBoot(mac)
-	if def := s.dflt.Load(); errors.Is(err, store.ErrNotFound) && def.Network != "" {
-		kind = "default"
-		req, err = BootRequest{Network: def.Network, Farm: def.Farm, Args: def.Args}, nil
+	var rec *ipxe.BootRequest
+	n, err := s.cfg.Nodes.GetNode(mac)
+	switch {
+	case err == nil:
+		rec = &ipxe.BootRequest{Network: n.Network, Farm: n.Farm, Args: n.Args, Kernel: n.Kernel}
+	case errors.Is(err, store.ErrNotFound):
+		err = nil
 	}
-	var script []byte
-	if err == nil {
-		script, err = s.BootScript(c.Request, req)
-	}
+	d, err := s.policy(c.Request).Provision(mac, rec, err)
 	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			log.Error("cannot boot node, it will wait", "err", err)
-		}
-		kind = "wait"
-		script, err = s.cfg.Scripts.Wait(mac, s.baseURL(c.Request)+"/provision/"+mac)
-		if err != nil {
-			log.Error("wait script", "err", err)
-			fail(c, http.StatusServiceUnavailable, "cannot render a script: %v", err)
-			return
-		}
+		log.Error("wait script", "err", err)
+		fail(c, http.StatusServiceUnavailable, "cannot render a script: %v", err)
+		return
 	}
-	if boot {
-		s.metrics.scripts.WithLabelValues(kind).Inc()
+	if d.Reason != nil {
+		log.Error("cannot boot node, it will wait", "err", d.Reason)
+	}
+	if c.Request.Method == http.MethodGet {
+		s.metrics.scripts.WithLabelValues(string(d.Kind)).Inc()
 		// Anyone can ask for any MAC: what the timeline keeps of it is short and checked
 		// (arch= only as an iPXE architecture name), in memory until the store writes it
 		// behind. The timeline logs the stage; a line here too would log each boot twice.
-		s.emit(timeline.Event{MAC: mac, IP: ip, Arch: provisionArch(c.Query("arch")), Stage: timeline.ScriptServed, Detail: kind})
+		s.emit(timeline.Event{MAC: mac, IP: ip, Arch: provisionArch(c.Query("arch")), Stage: timeline.ScriptServed, Detail: string(d.Kind)})
 	}
-	c.Data(http.StatusOK, scriptType, script)
+	c.Data(http.StatusOK, scriptType, d.Script)
 }
 
 // provisionArch is the arch= of a /provision request as it may be recorded: one of iPXE's
@@ -166,19 +127,6 @@ func provisionArch(q string) string {
 		return arch + "-" + platform
 	}
 	return ""
-}
-
-// nodeBoot turns mac's record into a boot request, checking the record against the current
-// configuration (a network may have been removed since it was written).
-func (s *Server) nodeBoot(mac string) (BootRequest, error) {
-	n, err := s.cfg.Store.GetNode(mac)
-	if err != nil {
-		return BootRequest{}, err
-	}
-	if _, ok := s.networks()[n.Network]; !ok {
-		return BootRequest{}, fmt.Errorf("%w: %q in the record of %s", ErrUnknownNetwork, n.Network, mac)
-	}
-	return BootRequest{Network: n.Network, Farm: n.Farm, Args: n.Args, Kernel: n.Kernel}, nil
 }
 
 // emit reports a boot stage to the timeline, if there is one.

@@ -7,22 +7,14 @@ import (
 	"github.com/threefoldtech/bootstrapd/ipxe"
 )
 
-// BootRequest is what a /ipxe/ (or media) URL asks for:
-// <network>[/<farm>[/<extra-kernel-args>[/<kernel>]]].
-type BootRequest struct {
-	Network string
-	Farm    uint64 // 0: not given
-	Args    string
-	Kernel  string // "": the network's default, net/<network>.efi
-}
-
-// ParseBootPath parses the segments after the endpoint name. networks lists the configured
+// ParseBootPath parses the segments after the endpoint name of /ipxe/ and the media:
+// <network>[/<farm>[/<extra-kernel-args>[/<kernel>]]]. networks lists the configured
 // networks. Errors are meant for the client: they say what is wrong and how it should look.
-func ParseBootPath(path string, networks map[string]string) (BootRequest, error) {
+func ParseBootPath(path string, networks map[string]string) (ipxe.BootRequest, error) {
 	path = strings.TrimPrefix(path, "/")
 	path = strings.TrimSuffix(path, "/")
 	parts := strings.SplitN(path, "/", 4)
-	var r BootRequest
+	var r ipxe.BootRequest
 	if len(parts) == 0 || parts[0] == "" {
 		return r, fmt.Errorf("%w: missing network: want <network>[/<farm>[/<extra-args>[/<kernel>]]]", ipxe.ErrUnsafe)
 	}
@@ -31,7 +23,7 @@ func ParseBootPath(path string, networks map[string]string) (BootRequest, error)
 		return r, err
 	}
 	if _, ok := networks[r.Network]; !ok {
-		return r, fmt.Errorf("%w: %q", ErrUnknownNetwork, r.Network)
+		return r, fmt.Errorf("%w: %q", ipxe.ErrUnknownNetwork, r.Network)
 	}
 	if len(parts) > 1 && parts[1] != "" {
 		farm, err := ipxe.ParseFarm(parts[1])

@@ -13,18 +13,18 @@ import (
 func TestParseBootPath(t *testing.T) {
 	tests := map[string]struct {
 		in   string
-		want BootRequest
+		want ipxe.BootRequest
 		err  error
 	}{
-		"network":       {in: "prod", want: BootRequest{Network: "prod"}},
-		"farm":          {in: "prod/1234", want: BootRequest{Network: "prod", Farm: 1234}},
-		"extra":         {in: "/test/5550/console=ttyS0", want: BootRequest{Network: "test", Farm: 5550, Args: "console=ttyS0"}},
-		"slash marker":  {in: "test/1/a=___b___c", want: BootRequest{Network: "test", Farm: 1, Args: "a=/b/c"}},
-		"kernel":        {in: "test/1/x/zos.efi", want: BootRequest{Network: "test", Farm: 1, Args: "x", Kernel: "zos.efi"}},
-		"kernel subdir": {in: "test/1/x/net/prod.efi", want: BootRequest{Network: "test", Farm: 1, Args: "x", Kernel: "net/prod.efi"}},
-		"empty args":    {in: "test/1//zos.efi", want: BootRequest{Network: "test", Farm: 1, Kernel: "zos.efi"}},
+		"network":       {in: "prod", want: ipxe.BootRequest{Network: "prod"}},
+		"farm":          {in: "prod/1234", want: ipxe.BootRequest{Network: "prod", Farm: 1234}},
+		"extra":         {in: "/test/5550/console=ttyS0", want: ipxe.BootRequest{Network: "test", Farm: 5550, Args: "console=ttyS0"}},
+		"slash marker":  {in: "test/1/a=___b___c", want: ipxe.BootRequest{Network: "test", Farm: 1, Args: "a=/b/c"}},
+		"kernel":        {in: "test/1/x/zos.efi", want: ipxe.BootRequest{Network: "test", Farm: 1, Args: "x", Kernel: "zos.efi"}},
+		"kernel subdir": {in: "test/1/x/net/prod.efi", want: ipxe.BootRequest{Network: "test", Farm: 1, Args: "x", Kernel: "net/prod.efi"}},
+		"empty args":    {in: "test/1//zos.efi", want: ipxe.BootRequest{Network: "test", Farm: 1, Kernel: "zos.efi"}},
 		"empty":         {in: "", err: ipxe.ErrUnsafe},
-		"unknown":       {in: "mainnet", err: ErrUnknownNetwork},
+		"unknown":       {in: "mainnet", err: ipxe.ErrUnknownNetwork},
 		"farm word":     {in: "test/abc", err: ipxe.ErrUnsafe},
 		"kernel dotdot": {in: "test/1/x/../../etc/passwd", err: ipxe.ErrUnsafe},
 		"args expand":   {in: "test/1/${x}", err: ipxe.ErrUnsafe},

@@ -14,16 +14,16 @@ import (
 	"github.com/threefoldtech/bootstrapd/store/timeline"
 )
 
-// handleKernel serves /kernel/<name> from the kernels directory with Range and ETag.
-// os.Root resolves symlinks (net/prod.efi → ../zos-v3.4.efi) but refuses any that leave the
-// directory, so a planted link cannot expose the rest of the disk.
+// handleKernel serves /kernel/<name> from the kernels directory with Range and ETag. Links
+// (net/prod.efi → ../zos-v3.4.efi) are followed only inside the directory (kernels.Dir), so
+// a planted link cannot expose the rest of the disk.
 func (s *Server) handleKernel(c *gin.Context) {
 	name := strings.TrimPrefix(c.Param("name"), "/")
 	if err := ipxe.ValidateKernel(name); err != nil {
 		fail(c, http.StatusBadRequest, "%v", err)
 		return
 	}
-	f, err := s.kernels.Open(name)
+	f, err := s.cfg.Kernels.Open(name)
 	if err != nil {
 		s.failOpen(c, "kernel", name, err)
 		return

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/threefoldtech/bootstrapd/store"
+	"github.com/threefoldtech/bootstrapd/store/kernels"
 	"github.com/threefoldtech/bootstrapd/store/timeline"
 )
 
@@ -67,7 +68,7 @@ func TestKernelAdmin(t *testing.T) {
 	}
 
 	code, body = do(t, c, "GET", api+"/kernels", "")
-	var list KernelList
+	var list kernels.KernelList
 	if err := json.Unmarshal([]byte(body), &list); err != nil || code != 200 {
 		t.Fatalf("list: %d %s", code, body)
 	}

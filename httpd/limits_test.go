@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -52,7 +53,7 @@ func TestHeadOnEveryGetRoute(t *testing.T) {
 }
 
 func TestTrailingSlashRoutes(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.Media = nil; c.MediaUnavailable = "not in this test" })
+	f := newFixture(t, func(c *Config) { c.Media = nil; c.MediaErr = errors.New("not in this test") })
 	tests := map[string]int{
 		"/krn-generic/":                  http.StatusServiceUnavailable, // routed; media off here
 		"/uefi-generic/":                 http.StatusServiceUnavailable,
@@ -327,28 +328,5 @@ func TestSlowReaderGetsWholeKernel(t *testing.T) {
 	}
 	if took := time.Since(start); took < 2*timeout {
 		t.Fatalf("the transfer took %v, not longer than write_timeout %v: this test proves nothing", took, timeout)
-	}
-}
-
-func TestRemoveUploadTemps(t *testing.T) {
-	dir := t.TempDir()
-	for _, n := range []string{".upload-ABC", ".upload-DEF", "zos.efi", ".hidden"} {
-		must(t, os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644))
-	}
-	root, err := os.OpenRoot(dir)
-	must(t, err)
-	defer root.Close()
-	removed, err := removeUploadTemps(root)
-	must(t, err)
-	if strings.Join(removed, ",") != ".upload-ABC,.upload-DEF" {
-		t.Errorf("removed %v", removed)
-	}
-	left, _ := os.ReadDir(dir)
-	var names []string
-	for _, e := range left {
-		names = append(names, e.Name())
-	}
-	if strings.Join(names, ",") != ".hidden,zos.efi" {
-		t.Errorf("left %v", names)
 	}
 }

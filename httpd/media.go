@@ -54,7 +54,7 @@ func (s *Server) mediaRoutes(e *gin.Engine) {
 // exactly the script /ipxe/ returns for the same arguments.
 func (s *Server) handleMedia(c *gin.Context, kind media.Kind) {
 	if s.cfg.Media == nil {
-		fail(c, http.StatusServiceUnavailable, "boot media are not available on this appliance: %s", s.cfg.MediaUnavailable)
+		fail(c, http.StatusServiceUnavailable, "boot media are not available on this appliance: %v", s.cfg.MediaErr)
 		return
 	}
 	script, req, ok := s.pathScript(c)
@@ -68,7 +68,7 @@ func (s *Server) handleMedia(c *gin.Context, kind media.Kind) {
 // -provision (asks /provision/<mac> for each NIC) binaries.
 func (s *Server) handleStaticMedia(c *gin.Context, kind media.Kind, provision bool) {
 	if s.cfg.Media == nil {
-		fail(c, http.StatusServiceUnavailable, "boot media are not available on this appliance: %s", s.cfg.MediaUnavailable)
+		fail(c, http.StatusServiceUnavailable, "boot media are not available on this appliance: %v", s.cfg.MediaErr)
 		return
 	}
 	name := "ipxe-zero-os-generic" + kind.Ext()

@@ -3,6 +3,7 @@ package httpd
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -24,7 +25,7 @@ func (f *fakeMedia) Build(_ context.Context, kind media.Kind, script []byte, opt
 
 func TestMediaErrors(t *testing.T) {
 	t.Run("not configured", func(t *testing.T) {
-		f := newFixture(t, func(c *Config) { c.MediaUnavailable = "paths.isolinux: /nope/isolinux.bin missing" })
+		f := newFixture(t, func(c *Config) { c.MediaErr = fmt.Errorf("paths.isolinux: %w", os.ErrNotExist) })
 		code, _, body := get(t, f.base+"/iso/test/42")
 		if code != 503 || !strings.Contains(body, "paths.isolinux") {
 			t.Fatalf("%d %q", code, body)

@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/threefoldtech/bootstrapd/ipxe"
-	"github.com/threefoldtech/bootstrapd/store"
 	"github.com/threefoldtech/bootstrapd/store/timeline"
 )
 
@@ -42,21 +40,24 @@ type Config struct {
 	PublicURL string
 	// Networks maps short names (prod, test, ...) to display names.
 	Networks map[string]string
-	// KernelsDir holds kernels; net/<network>.efi is each network's default.
-	KernelsDir string
+	// Kernels is the kernels directory (a *kernels.Dir); whoever opened it closes it.
+	Kernels Kernels
 	// Binaries are the iPXE binaries served at /boot/<file> (UEFI HTTP Boot).
 	Binaries fs.FS
 	Scripts  *ipxe.Scripts
-	Store    *store.DB
-	Default  DefaultNode
+	// Nodes are the node records and what the appliance saw of each MAC (a *store.DB).
+	Nodes   Nodes
+	Default DefaultNode
 	// AdminSocket is the admin API's unix socket (mode 0600); empty: none.
 	AdminSocket string
 	// AdminToken allows the admin API over TCP with "Authorization: Bearer <token>"; empty:
 	// the admin API answers only on the socket.
 	AdminToken string
 	Logger     *slog.Logger
-	// Registry receives the package's metrics and is what /metrics serves; nil: a private one.
-	Registry *prometheus.Registry
+	// Registerer receives the package's metrics and Gatherer is what /metrics serves; both
+	// nil: a private registry for both.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
 	// Timeline is told of boot stages seen over HTTP (script served, kernel requested and
 	// sent); may be nil.
 	Timeline timeline.Sink
@@ -66,9 +67,9 @@ type Config struct {
 	// default 10 s. Longer ones (a kernel on a slow link) are cut off.
 	ShutdownGrace time.Duration
 	// Media builds /iso/, /usb/, /uefimg/, /uefi/, /krn/ and the -generic and -provision
-	// binaries; nil: those answer 503 with MediaUnavailable as the reason.
-	Media            MediaBuilder
-	MediaUnavailable string
+	// binaries; nil: those answer 503 with MediaErr as the reason.
+	Media    MediaBuilder
+	MediaErr error
 	// StuckAfter is how long a node may stay between two boot stages before it is flagged
 	// stuck; default 10 minutes.
 	StuckAfter time.Duration
@@ -87,8 +88,6 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
-	kernels *os.Root
-	hashes  hashCache
 	metrics *metrics
 	// nets and dflt change on reload (SIGHUP) while requests read them.
 	nets    atomic.Pointer[map[string]string]
@@ -99,7 +98,8 @@ type Server struct {
 	unix    net.Listener
 }
 
-// New validates cfg, opens the kernels directory and binds the listeners.
+// New validates cfg and binds the listeners. It changes nothing outside the Server (gin's
+// mode, the umask): those belong to the program.
 func New(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = ":8080"
@@ -107,8 +107,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Registry == nil {
-		cfg.Registry = prometheus.NewRegistry()
+	switch {
+	case cfg.Registerer == nil && cfg.Gatherer == nil:
+		reg := prometheus.NewRegistry()
+		cfg.Registerer, cfg.Gatherer = reg, reg
+	case cfg.Registerer == nil || cfg.Gatherer == nil:
+		// One without the other: /metrics would serve metrics that are not this server's.
+		return nil, errors.New("httpd: Registerer and Gatherer are set together (both nil: a private registry)")
+	}
+	if cfg.Media == nil && cfg.MediaErr == nil {
+		cfg.MediaErr = errors.New("no media builder configured")
 	}
 	if cfg.MaxBody == 0 {
 		cfg.MaxBody = 4 << 20
@@ -135,28 +143,18 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxConnections = 4096
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
-	if cfg.Scripts == nil || cfg.Store == nil || cfg.Binaries == nil {
-		return nil, errors.New("httpd: Scripts, Store and Binaries are required")
+	if cfg.Scripts == nil || cfg.Nodes == nil || cfg.Kernels == nil || cfg.Binaries == nil {
+		return nil, errors.New("httpd: Scripts, Nodes, Kernels and Binaries are required")
 	}
-	root, err := os.OpenRoot(cfg.KernelsDir)
-	if err != nil {
-		return nil, fmt.Errorf("httpd: kernels dir: %w", err)
-	}
-	s := &Server{cfg: cfg, log: cfg.Logger, kernels: root, metrics: newMetrics(cfg.Registry, cfg.Store)}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer, cfg.Nodes)}
 	s.Reload(cfg.Networks, cfg.Default)
+	var err error
 	if s.engine, err = s.routes(); err != nil {
-		root.Close()
 		return nil, err
-	}
-	if removed, err := removeUploadTemps(root); err != nil {
-		s.log.Warn("cleaning interrupted uploads", "err", err)
-	} else if len(removed) > 0 {
-		s.log.Info("removed files of interrupted kernel uploads", "files", removed)
 	}
 
 	tcp, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		root.Close()
 		return nil, fmt.Errorf("httpd: listen %s: %w", cfg.Addr, err)
 	}
 	s.limiter = newConnLimiter(tcp, cfg.MaxConnections, s.metrics)
@@ -165,36 +163,10 @@ func New(cfg Config) (*Server, error) {
 		s.unix, err = listenUnix(cfg.AdminSocket)
 		if err != nil {
 			s.tcp.Close()
-			root.Close()
 			return nil, err
 		}
 	}
 	return s, nil
-}
-
-// listenUnix binds the admin socket with mode 0600: file permissions are its authentication.
-// A stale socket from a crashed daemon is removed; a live one (another daemon) is an error.
-func listenUnix(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("httpd: admin socket dir: %w", err)
-	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("httpd: admin socket %s: another bootstrapd is listening on it", path)
-	}
-	os.Remove(path)
-	// The umask makes the socket 0600 from its creation on: no window where others can connect.
-	old := umask(0o177)
-	l, err := net.Listen("unix", path)
-	umask(old)
-	if err != nil {
-		return nil, fmt.Errorf("httpd: admin socket %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("httpd: admin socket %s: %w", path, err)
-	}
-	return l, nil
 }
 
 // Reload replaces the networks and the default node; requests in flight finish with the old
@@ -223,7 +195,6 @@ const viaSocket ctxKey = 1
 // Serve answers until ctx ends, then stops accepting and gives requests in flight up to
 // ShutdownGrace to finish.
 func (s *Server) Serve(ctx context.Context) error {
-	defer s.kernels.Close()
 	srv := &http.Server{
 		Handler:           s.engine,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
@@ -277,7 +248,6 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 func (s *Server) routes() (*gin.Engine, error) {
-	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	// gin believes X-Forwarded-For from anyone unless told otherwise: only the configured
 	// proxies may name a client address.
@@ -298,7 +268,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 	getHead(e, "/kernel/*name", s.handleKernel)
 	// /boot/<binary>, and /boot/<mac>/<binary>, the form the ProxyDHCP hands UEFI HTTP Boot.
 	getHead(e, "/boot/*path", s.handleBinary)
-	getHead(e, "/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
+	getHead(e, "/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
 	getHead(e, "/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	// Public: the page's generator needs the networks before anyone has entered a token.
 	getHead(e, "/api/v1/networks", s.publicNetworks)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/store"
+	kernelfiles "github.com/threefoldtech/bootstrapd/store/kernels"
 	"github.com/threefoldtech/bootstrapd/store/timeline"
 )
 
@@ -59,12 +60,15 @@ func newFixture(t testing.TB, mutate func(*Config)) *fixture {
 
 	rec, err := timeline.NewRecorder(db, slog.New(slog.DiscardHandler), nil)
 	must(t, err)
+	kdir, err := kernelfiles.Open(kernels)
+	must(t, err)
+	t.Cleanup(func() { kdir.Close() })
 	f := &fixture{db: db, kernels: kernels, reg: prometheus.NewRegistry(), stages: make(chan timeline.Event, 100),
 		socket: filepath.Join(dir, "admin.sock")}
 	cfg := Config{
-		Addr: "127.0.0.1:0", Networks: testNetworks, KernelsDir: kernels, Binaries: cat,
-		Scripts: scripts, Store: db, AdminSocket: f.socket, AdminToken: "0123456789abcdef0123",
-		Registry: f.reg, Timeline: func(e timeline.Event) { rec.Record(e); f.stages <- e },
+		Addr: "127.0.0.1:0", Networks: testNetworks, Kernels: kdir, Binaries: cat,
+		Scripts: scripts, Nodes: db, AdminSocket: f.socket, AdminToken: "0123456789abcdef0123",
+		Registerer: f.reg, Gatherer: f.reg, Timeline: func(e timeline.Event) { rec.Record(e); f.stages <- e },
 	}
 	if mutate != nil {
 		mutate(&cfg)

@@ -8,17 +8,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/threefoldtech/bootstrapd/httpd"
-	"github.com/threefoldtech/bootstrapd/ipxe"
+	"github.com/threefoldtech/bootstrapd/store/kernels"
 )
 
 const kernelUsage = `Usage: bootstrapd kernel <command> [flags]
@@ -61,7 +61,7 @@ func cmdKernel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	out := printer{w: stdout, json: *asJSON}
 	switch sub {
 	case "list":
-		var list httpd.KernelList
+		var list kernels.KernelList
 		if err := c.do(ctx, http.MethodGet, "/kernels", nil, &list); err != nil {
 			return err
 		}
@@ -74,7 +74,7 @@ func cmdKernel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			*name = filepath.Base(fs.Arg(0))
 		}
 		// Checked here too, before a long upload the daemon would refuse at the end.
-		if err := ipxe.ValidateKernel(*name); err != nil || strings.Contains(*name, "/") {
+		if err := kernels.ValidName(*name); err != nil {
 			return fmt.Errorf("%w: kernel name %q: one file name of A-Z a-z 0-9 . _ + -", errUsage, *name)
 		}
 		return c.uploadKernel(ctx, fs.Arg(0), *name, out)
@@ -99,6 +99,21 @@ func cmdKernel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprint(stderr, kernelUsage)
 	return fmt.Errorf("%w: unknown kernel command %q", errUsage, sub)
+}
+
+// openKernels opens paths.kernels for the daemon and removes what interrupted uploads left
+// there: nothing else can be writing to it before the daemon serves.
+func openKernels(dir string, log *slog.Logger) (*kernels.Dir, error) {
+	d, err := kernels.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if removed, err := d.RemoveTemps(); err != nil {
+		log.Warn("cleaning interrupted uploads", "err", err)
+	} else if len(removed) > 0 {
+		log.Info("removed files of interrupted kernel uploads", "files", removed)
+	}
+	return d, nil
 }
 
 // uploadKernel hashes the file first and sends the digest, so the daemon refuses a transfer
@@ -136,7 +151,7 @@ func (c *adminClient) uploadKernel(ctx context.Context, path, name string, out p
 	if resp.StatusCode >= 300 {
 		return decodeErr(resp)
 	}
-	var info httpd.KernelInfo
+	var info kernels.KernelInfo
 	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
 		return fmt.Errorf("decode answer: %w", err)
 	}
@@ -147,7 +162,7 @@ func (c *adminClient) uploadKernel(ctx context.Context, path, name string, out p
 	return nil
 }
 
-func (p printer) kernels(list httpd.KernelList) error {
+func (p printer) kernels(list kernels.KernelList) error {
 	if p.json {
 		return p.encode(list)
 	}

@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/threefoldtech/bootstrapd/httpd"
 	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/ipxe/media"
+	"github.com/threefoldtech/bootstrapd/store/kernels"
 )
 
 const mediaUsage = `Usage: bootstrapd media KIND --network N [--farm F] [--args A] [--kernel K] -o FILE
@@ -82,21 +82,18 @@ func cmdMedia(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if kind, err = media.ParseKind(kindArg); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
-		req := httpd.BootRequest{Network: *network, Farm: *farm, Args: *kargs, Kernel: *kernel}
+		req := ipxe.BootRequest{Network: *network, Farm: *farm, Args: *kargs, Kernel: *kernel}
 		if req.Network == "" {
 			return fmt.Errorf("%w: media %s needs --network", errUsage, kindArg)
 		}
-		if req.Kernel != "" {
-			if err := ipxe.ValidateKernel(req.Kernel); err != nil {
-				return err
-			}
-		}
-		root, err := os.OpenRoot(cfg.Paths.Kernels)
+		dir, err := kernels.Open(cfg.Paths.Kernels)
 		if err != nil {
 			return fmt.Errorf("paths.kernels: %w", err)
 		}
-		defer root.Close()
-		if script, err = httpd.RenderBoot(scripts, cfg.Networks, root, base, req); err != nil {
+		defer dir.Close()
+		// The same policy as GET /<kind>/…, so the offline medium carries the served script.
+		policy := ipxe.Policy{Scripts: scripts, Networks: cfg.Networks, Kernels: dir, Base: base}
+		if script, err = policy.Boot(req); err != nil {
 			return err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
@@ -26,6 +27,9 @@ import (
 )
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+	// Process-wide, so the program's choice rather than a constructor's: no route dump and
+	// no debug warnings in the journal.
+	gin.SetMode(gin.ReleaseMode)
 	// SIGHUP has been caught since package initialisation (earlyhup); until the reload loop
 	// runs, a HUP waits in its channel.
 	hup := earlyhup.Signals()
@@ -97,24 +101,30 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 	if mediaErr != nil {
 		log.Warn("boot media endpoints off: they answer 503", "err", mediaErr)
 	}
+	kdir, err := openKernels(cfg.Paths.Kernels, log.With("service", "http"))
+	if err != nil {
+		return fmt.Errorf("paths.kernels: %w", err)
+	}
+	defer kdir.Close()
 	web, err := httpd.New(httpd.Config{
-		Addr:             cfg.HTTP.Listen,
-		PublicURL:        cfg.HTTP.PublicURL,
-		Networks:         cfg.Networks,
-		KernelsDir:       cfg.Paths.Kernels,
-		Binaries:         cat,
-		Scripts:          scripts,
-		Store:            db,
-		Default:          httpd.DefaultNode{Network: cfg.DefaultNode.Network, Farm: cfg.DefaultNode.Farm, Args: cfg.DefaultNode.Args},
-		AdminSocket:      cfg.Admin.Socket,
-		AdminToken:       token,
-		Logger:           log.With("service", "http"),
-		Registry:         reg,
-		Timeline:         tl.Record,
-		ShutdownGrace:    cfg.HTTP.ShutdownGrace,
-		StuckAfter:       cfg.Events.StuckAfter,
-		Media:            builder,
-		MediaUnavailable: errString(mediaErr),
+		Addr:          cfg.HTTP.Listen,
+		PublicURL:     cfg.HTTP.PublicURL,
+		Networks:      cfg.Networks,
+		Kernels:       kdir,
+		Binaries:      cat,
+		Scripts:       scripts,
+		Nodes:         db,
+		Default:       httpd.DefaultNode{Network: cfg.DefaultNode.Network, Farm: cfg.DefaultNode.Farm, Args: cfg.DefaultNode.Args},
+		AdminSocket:   cfg.Admin.Socket,
+		AdminToken:    token,
+		Logger:        log.With("service", "http"),
+		Registerer:    reg,
+		Gatherer:      reg,
+		Timeline:      tl.Record,
+		ShutdownGrace: cfg.HTTP.ShutdownGrace,
+		StuckAfter:    cfg.Events.StuckAfter,
+		Media:         builder,
+		MediaErr:      mediaErr,
 
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
@@ -240,11 +250,4 @@ func newMediaBuilder(cfg Config, log *slog.Logger, reg prometheus.Registerer) (h
 		return nil, err
 	}
 	return b, nil
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }
