@@ -6,12 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/store"
@@ -19,19 +20,34 @@ import (
 	"github.com/threefoldtech/bootstrapd/store/timeline"
 )
 
+// api serves /api/v1: the admin API and the public network list. It holds only what those
+// handlers need, so the boot path's dependencies stay out of its reach and the other way
+// round: records come through Nodes, kernel files through Kernels.
+type api struct {
+	live       *live
+	nodes      Nodes
+	kernels    Kernels
+	log        *slog.Logger
+	token      string        // Config.AdminToken
+	maxBody    int64         // Config.MaxBody
+	stuckAfter time.Duration // Config.StuckAfter
+	// unauthorized counts refused requests (bootstrapd_http_unauthorized_total).
+	unauthorized prometheus.Counter
+}
+
 // requireAdmin lets through requests on the admin socket (its 0600 mode is the check) and TCP
 // requests carrying the configured bearer token; everything else is 401 and counted.
-func (s *Server) requireAdmin(c *gin.Context) {
+func (a *api) requireAdmin(c *gin.Context) {
 	if v, _ := c.Request.Context().Value(viaSocket).(bool); v {
 		c.Next()
 		return
 	}
 	const prefix = "Bearer "
 	h := c.GetHeader("Authorization")
-	ok := s.cfg.AdminToken != "" && strings.HasPrefix(h, prefix) &&
-		subtle.ConstantTimeCompare([]byte(strings.TrimPrefix(h, prefix)), []byte(s.cfg.AdminToken)) == 1
+	ok := a.token != "" && strings.HasPrefix(h, prefix) &&
+		subtle.ConstantTimeCompare([]byte(strings.TrimPrefix(h, prefix)), []byte(a.token)) == 1
 	if !ok {
-		s.metrics.unauthorized.Inc()
+		a.unauthorized.Inc()
 		c.Header("WWW-Authenticate", `Bearer realm="bootstrapd"`)
 		c.AbortWithStatusJSON(http.StatusUnauthorized, apiError{"admin API: use the admin socket or Authorization: Bearer <token from admin.token_file>"})
 		return
@@ -73,28 +89,28 @@ type NodeInput struct {
 	Kernel  *string `json:"kernel,omitempty"`
 }
 
-func (s *Server) adminRoutes(g *gin.RouterGroup) {
+func (a *api) routes(g *gin.RouterGroup) {
 	// Kernel uploads are streamed to disk under their own, larger bound.
-	g.PUT("/kernels/:name", s.apiUploadKernel)
+	g.PUT("/kernels/:name", a.apiUploadKernel)
 	g.Use(func(c *gin.Context) {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody)
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, a.maxBody)
 	})
-	getHead(g, "/nodes", s.apiListNodes)
-	g.POST("/nodes", s.apiCreateNode)
-	getHead(g, "/nodes/:mac", s.apiGetNode)
-	g.PATCH("/nodes/:mac", s.apiUpdateNode)
-	g.DELETE("/nodes/:mac", s.apiDeleteNode)
-	getHead(g, "/nodes/:mac/events", s.apiEvents)
-	g.POST("/import", s.apiImport)
-	getHead(g, "/export", s.apiExport)
-	getHead(g, "/discovered", s.apiDiscovered)
-	g.DELETE("/discovered/:mac", s.apiForget)
-	getHead(g, "/kernels", s.apiKernels)
-	g.DELETE("/kernels/:name", s.apiDeleteKernel)
-	g.PUT("/networks/:network/kernel", s.apiSetNetworkKernel)
+	getHead(g, "/nodes", a.apiListNodes)
+	g.POST("/nodes", a.apiCreateNode)
+	getHead(g, "/nodes/:mac", a.apiGetNode)
+	g.PATCH("/nodes/:mac", a.apiUpdateNode)
+	g.DELETE("/nodes/:mac", a.apiDeleteNode)
+	getHead(g, "/nodes/:mac/events", a.apiEvents)
+	g.POST("/import", a.apiImport)
+	getHead(g, "/export", a.apiExport)
+	getHead(g, "/discovered", a.apiDiscovered)
+	g.DELETE("/discovered/:mac", a.apiForget)
+	getHead(g, "/kernels", a.apiKernels)
+	g.DELETE("/kernels/:name", a.apiDeleteKernel)
+	g.PUT("/networks/:network/kernel", a.apiSetNetworkKernel)
 }
 
-func (s *Server) apiFail(c *gin.Context, err error) {
+func (a *api) apiFail(c *gin.Context, err error) {
 	code := http.StatusInternalServerError
 	var mbe *http.MaxBytesError
 	switch {
@@ -111,16 +127,16 @@ func (s *Server) apiFail(c *gin.Context, err error) {
 	case errors.As(err, &mbe):
 		code = http.StatusRequestEntityTooLarge
 	default:
-		s.log.Error("admin API", "path", c.FullPath(), "err", err)
+		a.log.Error("admin API", "path", c.FullPath(), "err", err)
 	}
 	c.AbortWithStatusJSON(code, apiError{err.Error()})
 }
 
 var errBadInput = errors.New("bad request")
 
-// ValidateNode checks a record against the configuration before it is stored, so a record
+// validateNode checks a record against the configuration before it is stored, so a record
 // can never produce an unsafe script.
-func (s *Server) ValidateNode(n *store.Node) error {
+func (a *api) validateNode(n *store.Node) error {
 	mac, err := store.ParseMAC(n.MAC)
 	if err != nil {
 		return err
@@ -129,8 +145,9 @@ func (s *Server) ValidateNode(n *store.Node) error {
 	if err := ipxe.ValidateNetwork(n.Network); err != nil {
 		return err
 	}
-	if _, ok := s.networks()[n.Network]; !ok {
-		return fmt.Errorf("%w: %q (known: %s)", ipxe.ErrUnknownNetwork, n.Network, strings.Join(s.networkNames(), ", "))
+	nets := a.live.networks()
+	if _, ok := nets[n.Network]; !ok {
+		return fmt.Errorf("%w: %q (known: %s)", ipxe.ErrUnknownNetwork, n.Network, strings.Join(networkNames(nets), ", "))
 	}
 	if n.Farm == 0 {
 		return fmt.Errorf("%w: farm id must be a positive integer", ipxe.ErrUnsafe)
@@ -139,67 +156,67 @@ func (s *Server) ValidateNode(n *store.Node) error {
 		return err
 	}
 	if n.Kernel != "" {
-		if _, err := ipxe.KernelFor(s.cfg.Kernels, n.Network, n.Kernel); err != nil {
+		if _, err := ipxe.KernelFor(a.kernels, n.Network, n.Kernel); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Server) apiListNodes(c *gin.Context) {
-	nodes, err := s.cfg.Nodes.ListNodes()
+func (a *api) apiListNodes(c *gin.Context) {
+	nodes, err := a.nodes.ListNodes()
 	if err != nil {
-		s.apiFail(c, err)
+		a.apiFail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, nodes)
 }
 
-func (s *Server) apiGetNode(c *gin.Context) {
-	n, err := s.cfg.Nodes.GetNode(c.Param("mac"))
+func (a *api) apiGetNode(c *gin.Context) {
+	n, err := a.nodes.GetNode(c.Param("mac"))
 	if err != nil {
-		s.apiFail(c, err)
+		a.apiFail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, n)
 }
 
-func (s *Server) apiCreateNode(c *gin.Context) {
+func (a *api) apiCreateNode(c *gin.Context) {
 	var in NodeInput
 	if err := c.ShouldBindJSON(&in); err != nil {
-		s.apiFail(c, fmt.Errorf("%w: %v", errBadInput, err))
+		a.apiFail(c, fmt.Errorf("%w: %v", errBadInput, err))
 		return
 	}
 	n := store.Node{MAC: in.MAC}
 	apply(&n, in)
-	if err := s.ValidateNode(&n); err != nil {
-		s.apiFail(c, err)
+	if err := a.validateNode(&n); err != nil {
+		a.apiFail(c, err)
 		return
 	}
-	n, err := s.cfg.Nodes.CreateNode(n)
+	n, err := a.nodes.CreateNode(n)
 	if err != nil {
-		s.apiFail(c, err)
+		a.apiFail(c, err)
 		return
 	}
-	s.log.Info("node created", "mac", n.MAC, "network", n.Network, "farm", n.Farm)
+	a.log.Info("node created", "mac", n.MAC, "network", n.Network, "farm", n.Farm)
 	c.JSON(http.StatusCreated, n)
 }
 
-func (s *Server) apiUpdateNode(c *gin.Context) {
+func (a *api) apiUpdateNode(c *gin.Context) {
 	var in NodeInput
 	if err := c.ShouldBindJSON(&in); err != nil {
-		s.apiFail(c, fmt.Errorf("%w: %v", errBadInput, err))
+		a.apiFail(c, fmt.Errorf("%w: %v", errBadInput, err))
 		return
 	}
-	n, err := s.cfg.Nodes.UpdateNode(c.Param("mac"), func(n *store.Node) error {
+	n, err := a.nodes.UpdateNode(c.Param("mac"), func(n *store.Node) error {
 		apply(n, in)
-		return s.ValidateNode(n)
+		return a.validateNode(n)
 	})
 	if err != nil {
-		s.apiFail(c, err)
+		a.apiFail(c, err)
 		return
 	}
-	s.log.Info("node updated", "mac", n.MAC, "network", n.Network, "farm", n.Farm)
+	a.log.Info("node updated", "mac", n.MAC, "network", n.Network, "farm", n.Farm)
 	c.JSON(http.StatusOK, n)
 }
 
@@ -218,30 +235,30 @@ func apply(n *store.Node, in NodeInput) {
 	}
 }
 
-func (s *Server) apiDeleteNode(c *gin.Context) {
-	if err := s.cfg.Nodes.DeleteNode(c.Param("mac")); err != nil {
-		s.apiFail(c, err)
+func (a *api) apiDeleteNode(c *gin.Context) {
+	if err := a.nodes.DeleteNode(c.Param("mac")); err != nil {
+		a.apiFail(c, err)
 		return
 	}
-	s.log.Info("node deleted", "mac", c.Param("mac"))
+	a.log.Info("node deleted", "mac", c.Param("mac"))
 	c.Status(http.StatusNoContent)
 }
 
 // apiForget removes what the appliance remembers of a MAC that asked for something (its
 // discovered entry and boot events); its record, if any, stays.
-func (s *Server) apiForget(c *gin.Context) {
-	if err := s.cfg.Nodes.Forget(c.Param("mac")); err != nil {
-		s.apiFail(c, err)
+func (a *api) apiForget(c *gin.Context) {
+	if err := a.nodes.Forget(c.Param("mac")); err != nil {
+		a.apiFail(c, err)
 		return
 	}
-	s.log.Info("discovered MAC forgotten", "mac", c.Param("mac"))
+	a.log.Info("discovered MAC forgotten", "mac", c.Param("mac"))
 	c.Status(http.StatusNoContent)
 }
 
-func (s *Server) apiEvents(c *gin.Context) {
-	evs, err := s.cfg.Nodes.Events(c.Param("mac"))
+func (a *api) apiEvents(c *gin.Context) {
+	evs, err := a.nodes.Events(c.Param("mac"))
 	if err != nil {
-		s.apiFail(c, err)
+		a.apiFail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, evs)
@@ -254,37 +271,37 @@ type ImportResult struct {
 	Errors  []LineError `json:"errors,omitempty"`
 }
 
-func (s *Server) apiImport(c *gin.Context) {
+func (a *api) apiImport(c *gin.Context) {
 	// Read it all first: a body over the limit is refused whole, never parsed in part.
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
-		s.apiFail(c, err)
+		a.apiFail(c, err)
 		return
 	}
-	nodes, bad := ParseNodesCSV(bytes.NewReader(body), s.ValidateNode)
+	nodes, bad := ParseNodesCSV(bytes.NewReader(body), a.validateNode)
 	if len(bad) > 0 {
 		c.AbortWithStatusJSON(http.StatusBadRequest, ImportResult{Errors: bad})
 		return
 	}
-	created, updated, err := s.cfg.Nodes.ImportNodes(nodes)
+	created, updated, err := a.nodes.ImportNodes(nodes)
 	if err != nil {
-		s.apiFail(c, err)
+		a.apiFail(c, err)
 		return
 	}
-	s.log.Info("nodes imported", "created", created, "updated", updated)
+	a.log.Info("nodes imported", "created", created, "updated", updated)
 	c.JSON(http.StatusOK, ImportResult{Created: created, Updated: updated})
 }
 
-func (s *Server) apiExport(c *gin.Context) {
-	nodes, err := s.cfg.Nodes.ListNodes()
+func (a *api) apiExport(c *gin.Context) {
+	nodes, err := a.nodes.ListNodes()
 	if err != nil {
-		s.apiFail(c, err)
+		a.apiFail(c, err)
 		return
 	}
 	c.Header("Content-Type", "text/csv; charset=utf-8")
 	c.Header("Content-Disposition", `attachment; filename="bootstrapd-nodes.csv"`)
 	if err := WriteNodesCSV(c.Writer, nodes); err != nil {
-		s.log.Warn("export", "err", err)
+		a.log.Warn("export", "err", err)
 	}
 }
 
@@ -308,34 +325,25 @@ func bootState(evs []store.Event, now time.Time, after time.Duration) (last stor
 	return last, last.Stage != string(timeline.KernelSent) && now.Sub(last.Time) > after
 }
 
-func (s *Server) apiDiscovered(c *gin.Context) {
-	seen, err := s.cfg.Nodes.ListSeen()
+func (a *api) apiDiscovered(c *gin.Context) {
+	seen, err := a.nodes.ListSeen()
 	if err != nil {
-		s.apiFail(c, err)
+		a.apiFail(c, err)
 		return
 	}
 	now := time.Now()
 	out := make([]Discovered, 0, len(seen))
 	for _, sn := range seen {
-		_, err := s.cfg.Nodes.GetNode(sn.MAC)
+		_, err := a.nodes.GetNode(sn.MAC)
 		d := Discovered{Seen: sn, Known: err == nil}
-		evs, err := s.cfg.Nodes.Events(sn.MAC)
+		evs, err := a.nodes.Events(sn.MAC)
 		if err != nil {
-			s.apiFail(c, err)
+			a.apiFail(c, err)
 			return
 		}
-		last, stuck := bootState(evs, now, s.cfg.StuckAfter)
+		last, stuck := bootState(evs, now, a.stuckAfter)
 		d.LastStage, d.LastEvent, d.Stuck = last.Stage, last.Time, stuck
 		out = append(out, d)
 	}
 	c.JSON(http.StatusOK, out)
-}
-
-func (s *Server) networkNames() []string {
-	names := make([]string, 0, len(s.networks()))
-	for k := range s.networks() {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	return names
 }

@@ -30,10 +30,10 @@ func (s *Server) handleIPXE(c *gin.Context) {
 // policy is the boot policy for r: the configuration of the moment, URLs based where r came
 // in.
 func (s *Server) policy(r *http.Request) ipxe.Policy {
-	def := s.dflt.Load()
+	def := s.live.defaultNode()
 	return ipxe.Policy{
 		Scripts:  s.cfg.Scripts,
-		Networks: s.networks(),
+		Networks: s.live.networks(),
 		Default:  ipxe.BootRequest{Network: def.Network, Farm: def.Farm, Args: def.Args},
 		Kernels:  s.cfg.Kernels,
 		Base:     s.baseURL(r),
@@ -58,7 +58,7 @@ func (s *Server) pathScript(c *gin.Context) (script []byte, req ipxe.BootRequest
 func (s *Server) failBoot(c *gin.Context, err error) {
 	switch {
 	case errors.Is(err, ipxe.ErrUnknownNetwork):
-		fail(c, http.StatusNotFound, "%v (known: %s)", err, strings.Join(s.networkNames(), ", "))
+		fail(c, http.StatusNotFound, "%v (known: %s)", err, strings.Join(networkNames(s.live.networks()), ", "))
 	case errors.Is(err, ipxe.ErrNoKernel):
 		fail(c, http.StatusNotFound, "%v", err)
 	case errors.Is(err, ipxe.ErrUnsafe), errors.Is(err, store.ErrBadMAC):
@@ -87,7 +87,7 @@ func (s *Server) handleProvision(c *gin.Context) {
 	case err == nil:
 		rec = &ipxe.BootRequest{Network: n.Network, Farm: n.Farm, Args: n.Args, Kernel: n.Kernel}
 	case errors.Is(err, store.ErrNotFound):
-		err = nil
+		err = nil // no record is not a failed lookup: the policy boots default_node or waits
 	}
 	d, err := s.policy(c.Request).Provision(mac, rec, err)
 	if err != nil {

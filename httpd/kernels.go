@@ -41,20 +41,20 @@ type NetworkInfo struct {
 	Kernel  string `json:"kernel"`
 }
 
-func (s *Server) publicNetworks(c *gin.Context) {
-	nets := s.networks()
+func (a *api) publicNetworks(c *gin.Context) {
+	nets := a.live.networks()
 	out := make([]NetworkInfo, 0, len(nets))
-	for _, name := range s.networkNames() {
-		out = append(out, NetworkInfo{Name: name, Display: nets[name], Kernel: s.cfg.Kernels.Default(name)})
+	for _, name := range networkNames(nets) {
+		out = append(out, NetworkInfo{Name: name, Display: nets[name], Kernel: a.kernels.Default(name)})
 	}
 	c.JSON(http.StatusOK, out)
 }
 
 // apiKernels lists the kernel files and each network's default.
-func (s *Server) apiKernels(c *gin.Context) {
-	list, err := s.cfg.Kernels.List(s.networkNames())
+func (a *api) apiKernels(c *gin.Context) {
+	list, err := a.kernels.List(networkNames(a.live.networks()))
 	if err != nil {
-		s.apiFail(c, err)
+		a.apiFail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, list)
@@ -66,49 +66,49 @@ const MaxKernelSize = 1 << 30
 // apiUploadKernel streams the body into the kernels directory, checked against
 // X-Checksum-Sha256 when given; a reader sees the old kernel or the new one, never half of
 // one (kernels.Dir.Put).
-func (s *Server) apiUploadKernel(c *gin.Context) {
+func (a *api) apiUploadKernel(c *gin.Context) {
 	name := c.Param("name")
 	if err := kernels.ValidName(name); err != nil {
-		s.apiFail(c, err)
+		a.apiFail(c, err)
 		return
 	}
 	want := strings.ToLower(strings.TrimSpace(c.GetHeader("X-Checksum-Sha256")))
 	if want != "" {
 		// Refused before a byte is received, with the header's name in the reason.
 		if b, err := hex.DecodeString(want); err != nil || len(b) != sha256.Size {
-			s.apiFail(c, fmt.Errorf("%w: X-Checksum-Sha256 is not 64 hex digits", errBadInput))
+			a.apiFail(c, fmt.Errorf("%w: X-Checksum-Sha256 is not 64 hex digits", errBadInput))
 			return
 		}
 	}
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, MaxKernelSize)
-	info, err := s.cfg.Kernels.Put(name, body, want)
+	info, err := a.kernels.Put(name, body, want)
 	if err != nil {
-		s.apiFail(c, err)
+		a.apiFail(c, err)
 		return
 	}
-	s.log.Info("kernel uploaded", "name", name, "bytes", info.Size, "sha256", info.SHA256)
+	a.log.Info("kernel uploaded", "name", name, "bytes", info.Size, "sha256", info.SHA256)
 	c.JSON(http.StatusCreated, info)
 }
 
-func (s *Server) apiDeleteKernel(c *gin.Context) {
+func (a *api) apiDeleteKernel(c *gin.Context) {
 	name := c.Param("name")
-	if err := s.cfg.Kernels.Remove(name, s.kernelUsers); err != nil {
-		s.apiFail(c, err)
+	if err := a.kernels.Remove(name, a.kernelUsers); err != nil {
+		a.apiFail(c, err)
 		return
 	}
-	s.log.Info("kernel deleted", "name", name)
+	a.log.Info("kernel deleted", "name", name)
 	c.Status(http.StatusNoContent)
 }
 
 // kernelUsers names the networks and nodes that boot the kernel name.
-func (s *Server) kernelUsers(name string) ([]string, error) {
+func (a *api) kernelUsers(name string) ([]string, error) {
 	var users []string
-	for _, net := range s.networkNames() {
-		if s.cfg.Kernels.Default(net) == name {
+	for _, net := range networkNames(a.live.networks()) {
+		if a.kernels.Default(net) == name {
 			users = append(users, "network "+net)
 		}
 	}
-	nodes, err := s.cfg.Nodes.ListNodes()
+	nodes, err := a.nodes.ListNodes()
 	if err != nil {
 		return nil, err
 	}
@@ -122,24 +122,24 @@ func (s *Server) kernelUsers(name string) ([]string, error) {
 
 // apiSetNetworkKernel points net/<network>.efi at a kernel; a node fetching the kernel
 // meanwhile gets the old one or the new one.
-func (s *Server) apiSetNetworkKernel(c *gin.Context) {
+func (a *api) apiSetNetworkKernel(c *gin.Context) {
 	network := c.Param("network")
-	display, ok := s.networks()[network]
+	display, ok := a.live.networks()[network]
 	if !ok {
-		s.apiFail(c, fmt.Errorf("%w: %q", ipxe.ErrUnknownNetwork, network))
+		a.apiFail(c, fmt.Errorf("%w: %q", ipxe.ErrUnknownNetwork, network))
 		return
 	}
 	var in struct {
 		Kernel string `json:"kernel"`
 	}
 	if err := c.ShouldBindJSON(&in); err != nil {
-		s.apiFail(c, fmt.Errorf("%w: %v", errBadInput, err))
+		a.apiFail(c, fmt.Errorf("%w: %v", errBadInput, err))
 		return
 	}
-	if err := s.cfg.Kernels.SetDefault(network, in.Kernel); err != nil {
-		s.apiFail(c, err)
+	if err := a.kernels.SetDefault(network, in.Kernel); err != nil {
+		a.apiFail(c, err)
 		return
 	}
-	s.log.Info("network kernel set", "network", network, "kernel", in.Kernel)
-	c.JSON(http.StatusOK, NetworkInfo{Name: network, Display: display, Kernel: s.cfg.Kernels.Default(network)})
+	a.log.Info("network kernel set", "network", network, "kernel", in.Kernel)
+	c.JSON(http.StatusOK, NetworkInfo{Name: network, Display: display, Kernel: a.kernels.Default(network)})
 }

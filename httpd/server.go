@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -89,9 +87,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
-	// nets and dflt change on reload (SIGHUP) while requests read them.
-	nets    atomic.Pointer[map[string]string]
-	dflt    atomic.Pointer[DefaultNode]
+	live    *live
 	engine  *gin.Engine
 	tcp     net.Listener
 	limiter *connLimiter
@@ -146,7 +142,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Scripts == nil || cfg.Nodes == nil || cfg.Kernels == nil || cfg.Binaries == nil {
 		return nil, errors.New("httpd: Scripts, Nodes, Kernels and Binaries are required")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer, cfg.Nodes)}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer, cfg.Nodes), live: &live{}}
 	s.Reload(cfg.Networks, cfg.Default)
 	var err error
 	if s.engine, err = s.routes(); err != nil {
@@ -171,13 +167,7 @@ func New(cfg Config) (*Server, error) {
 
 // Reload replaces the networks and the default node; requests in flight finish with the old
 // ones. The caller validates them (as at start).
-func (s *Server) Reload(networks map[string]string, def DefaultNode) {
-	nets := maps.Clone(networks)
-	s.nets.Store(&nets)
-	s.dflt.Store(&def)
-}
-
-func (s *Server) networks() map[string]string { return *s.nets.Load() }
+func (s *Server) Reload(networks map[string]string, def DefaultNode) { s.live.set(networks, def) }
 
 // Addr is the bound TCP address.
 func (s *Server) Addr() net.Addr { return s.tcp.Addr() }
@@ -270,9 +260,13 @@ func (s *Server) routes() (*gin.Engine, error) {
 	getHead(e, "/boot/*path", s.handleBinary)
 	getHead(e, "/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
 	getHead(e, "/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	a := &api{
+		live: s.live, nodes: s.cfg.Nodes, kernels: s.cfg.Kernels, log: s.log, token: s.cfg.AdminToken,
+		maxBody: s.cfg.MaxBody, stuckAfter: s.cfg.StuckAfter, unauthorized: s.metrics.unauthorized,
+	}
 	// Public: the page's generator needs the networks before anyone has entered a token.
-	getHead(e, "/api/v1/networks", s.publicNetworks)
-	s.adminRoutes(e.Group("/api/v1", s.requireAdmin))
+	getHead(e, "/api/v1/networks", a.publicNetworks)
+	a.routes(e.Group("/api/v1", a.requireAdmin))
 	s.webRoutes(e)
 	s.mediaRoutes(e)
 	e.NoRoute(func(c *gin.Context) {
