@@ -1,6 +1,7 @@
 // Package ipxe holds everything bootstrapd knows about iPXE: the catalogue of stock iPXE
 // binaries (which file each firmware architecture loads), the boot scripts served over HTTP
-// and their escaping rules.
+// and their escaping rules, and the boot policy (Policy): which script and which kernel a
+// boot gets, decided the same way for /ipxe/, /provision/ and `bootstrapd media`.
 //
 // The binaries come from Debian's ipxe package (1.21.1+git20250501 or later); bootstrapd never
 // compiles iPXE per request.
