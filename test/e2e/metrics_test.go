@@ -21,10 +21,10 @@ func (l *lab) checkMetrics(t *testing.T, boots int) {
 		t.Fatalf("scrape /metrics: %v", err)
 	}
 	atLeast := map[string]float64{
-		`bootstrapd_dhcp_packets_received_total{arch="efi-x64",type="discover"}`: 1,
+		`bootstrapd_dhcp_packets_received_total{arch="efi_x64",type="discover"}`: 1,
 		`bootstrapd_dhcp_packets_received_total{arch="bios",type="discover"}`:    1,
 		`bootstrapd_dhcp_replies_total{kind="binary"}`:                           float64(boots),
-		`bootstrapd_dhcp_replies_total{kind="ipxe-script"}`:                      float64(boots),
+		`bootstrapd_dhcp_replies_total{kind="ipxe_script"}`:                      float64(boots),
 		`bootstrapd_tftp_transfers_total{file="ipxe-amd64.efi",result="ok"}`:     1,
 		`bootstrapd_tftp_transfers_total{file="undionly.kpxe",result="ok"}`:      2,
 		`bootstrapd_http_requests_total{code="200",route="/provision/:mac"}`:     float64(boots + 1),
