@@ -39,8 +39,8 @@
 // than cut to a valid-looking prefix), "truncated" (it ends inside the 240-byte header and
 // magic cookie, inside an option, or before the end option; short garbage lands here too) and
 // "malformed" (no DHCP magic cookie, or anything else the library refuses). Requests that
-// decode but are not ours to answer are counted under their own reasons (not-pxe,
-// wrong-type, ...). No drop is answered, and none is logged above Debug, so a flood costs a
+// decode but are not ours to answer are counted under their own reasons (not_pxe,
+// wrong_type, ...). No drop is answered, and none is logged above Debug, so a flood costs a
 // counter increment per datagram and never grows the log; the exceptions are drops that leave
 // a PXE client we should serve without an answer (no address, architecture or binary for it,
 // or a failed send), logged as a Warn once a minute per reason with the count held back. The

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
-
 )
 
 const netnsChildEnv = "DHCPD_TEST_CLIENT_NETNS"

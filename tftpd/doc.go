@@ -31,8 +31,8 @@
 //   - Garbage on the server port (no valid read or write request) is dropped without an
 //     answer and counted.
 //
-// A refusal is counted in bootstrapd_tftp_transfers_total{result="refused"} and, by reason,
-// in bootstrapd_tftp_refused_total. Refusals are logged at most once per reason every 10 s,
+// A refusal is counted only in bootstrapd_tftp_refused_total, by reason;
+// bootstrapd_tftp_transfers_total counts the read requests that were not refused. Refusals are logged at most once per reason every 10 s,
 // so that a flood does not fill the log.
 //
 // # Error codes

@@ -74,6 +74,7 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	newBuildInfo(reg)
 	db, err := store.Open(cfg.dbPath(), store.Options{
 		MaxEvents:           cfg.Events.Keep,
 		MaxDiscoveredEvents: cfg.Events.KeepUnknown,

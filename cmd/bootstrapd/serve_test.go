@@ -354,7 +354,7 @@ func TestMetricsMoveWithRealTraffic(t *testing.T) {
 		`bootstrapd_scripts_served_total{kind="wait"} 1`,
 		`bootstrapd_boot_stages_total{stage="script_served"} 1`,
 		`bootstrapd_boot_stages_total{stage="kernel_sent"} 1`,
-		`bootstrapd_nodes_seen_last_hour 1`,
+		`bootstrapd_nodes_active 1`,
 		`bootstrapd_nodes_known 0`,
 		`bootstrapd_http_kernel_bytes_sent_total 9`,
 	} {

@@ -265,7 +265,7 @@ func New(cfg Config) (*Builder, error) {
 			if err != nil {
 				return nil, err
 			}
-			s, err := findEFISlot(img)
+			s, err := findEFISlotFor(img, e.arch)
 			if err != nil {
 				return nil, &MissingFileError{Key: "paths.ipxe_embed", Path: filepath.Join(cfg.EmbedDir, e.name), Package: "packaging/ipxe-embed/build.sh", Err: err}
 			}

@@ -166,20 +166,6 @@ func findEFISlotFor(img []byte, arch Arch) (efiSlot, error) {
 	return findSlotMarker(img)
 }
 
-// findEFISlot finds the slot of a stub built for any architecture we serve. New does not say
-// which one it loads yet; once it calls findEFISlotFor with it, this goes.
-func findEFISlot(img []byte) (efiSlot, error) {
-	m, err := peImageMachine(img)
-	if err != nil {
-		return efiSlot{}, err
-	}
-	if m != peMachine[ArchAMD64] && m != peMachine[ArchARM64] {
-		return efiSlot{}, fmt.Errorf("PE machine %s, want %s or %s", machineName(m),
-			machineName(peMachine[ArchAMD64]), machineName(peMachine[ArchARM64]))
-	}
-	return findSlotMarker(img)
-}
-
 func peImageMachine(img []byte) (uint16, error) {
 	f, err := pe.NewFile(bytes.NewReader(img))
 	if err != nil {

@@ -58,16 +58,3 @@ func TestFindEFISlotFor(t *testing.T) {
 		t.Errorf("unknown architecture: %v, want ErrUnknownArch", err)
 	}
 }
-
-// TestFindEFISlot: without an architecture to hold it to, a stub must still be one we serve.
-func TestFindEFISlot(t *testing.T) {
-	for _, m := range []uint16{pe.IMAGE_FILE_MACHINE_AMD64, pe.IMAGE_FILE_MACHINE_ARM64} {
-		if _, err := findEFISlot(fakePE(6, 64<<10, m, true)); err != nil {
-			t.Errorf("machine %#x: %v", m, err)
-		}
-	}
-	_, err := findEFISlot(fakePE(6, 64<<10, pe.IMAGE_FILE_MACHINE_RISCV64, true))
-	if err == nil || !strings.Contains(err.Error(), "PE machine 0x5064, want 0x8664 (amd64) or 0xaa64 (arm64)") {
-		t.Errorf("riscv64 stub: %v", err)
-	}
-}
