@@ -44,21 +44,17 @@ func cmdKernel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("kernel "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, kernelUsage) }
-	cfgPath := fs.String("config", "appliance.yaml", "configuration `file`")
-	socket := fs.String("socket", "", "admin unix socket `path`")
-	server := fs.String("server", "", "admin API base `URL` (instead of the socket)")
-	tokenFile := fs.String("token-file", "", "bearer token `file` for --server")
-	asJSON := fs.Bool("json", false, "print JSON")
+	conn := addConnFlags(fs)
 	name := fs.String("name", "", "kernel file name in paths.kernels")
 	network := fs.String("network", "", "network whose default kernel to set")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	c, err := newAdminClient(fs, *cfgPath, *socket, *server, *tokenFile)
+	c, err := conn.client(fs)
 	if err != nil {
 		return err
 	}
-	out := printer{w: stdout, json: *asJSON}
+	out := printer{w: stdout, json: conn.json}
 	switch sub {
 	case "list":
 		var list kernels.KernelList

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/threefoldtech/bootstrapd/httpd"
+	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/store"
 )
 
@@ -61,11 +62,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("node "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, nodeUsage) }
-	cfgPath := fs.String("config", "appliance.yaml", "configuration `file`")
-	socket := fs.String("socket", "", "admin unix socket `path`")
-	server := fs.String("server", "", "admin API base `URL` (instead of the socket)")
-	tokenFile := fs.String("token-file", "", "bearer token `file` for --server")
-	asJSON := fs.Bool("json", false, "print JSON")
+	conn := addConnFlags(fs)
 	mac := fs.String("mac", "", "node MAC address")
 	network := fs.String("network", "", "network (prod, test, ...)")
 	farm := fs.Uint64("farm", 0, "farm id")
@@ -74,7 +71,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	c, err := newAdminClient(fs, *cfgPath, *socket, *server, *tokenFile)
+	c, err := conn.client(fs)
 	if err != nil {
 		return err
 	}
@@ -85,7 +82,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return nil
 	}
-	out := printer{w: stdout, json: *asJSON}
+	out := printer{w: stdout, json: conn.json}
 	// given holds the record fields named on the command line; the others stay nil, so an
 	// update leaves them as they are.
 	given := func() httpd.NodeInput {
@@ -180,12 +177,34 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return fmt.Errorf("%w: unknown node command %q", errUsage, sub)
 }
 
+// connFlags are the flags every command that talks to the daemon takes.
+type connFlags struct {
+	config, socket, server, tokenFile string
+	json                              bool
+}
+
+func addConnFlags(fs *flag.FlagSet) *connFlags {
+	c := &connFlags{}
+	fs.StringVar(&c.config, "config", "appliance.yaml", "configuration `file`")
+	fs.StringVar(&c.socket, "socket", "", "admin unix socket `path`")
+	fs.StringVar(&c.server, "server", "", "admin API base `URL` (instead of the socket)")
+	fs.StringVar(&c.tokenFile, "token-file", "", "bearer token `file` for --server")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
+	return c
+}
+
+// client is the admin API client the flags (parsed in fs) name.
+func (c *connFlags) client(fs *flag.FlagSet) (*adminClient, error) {
+	return newAdminClient(fs, c.config, c.socket, c.server, c.tokenFile)
+}
+
 func newAdminClient(fs *flag.FlagSet, cfgPath, socket, server, tokenFile string) (*adminClient, error) {
 	if server != "" {
-		u, err := url.Parse(server)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("%w: --server %q is not an http(s) URL", errUsage, server)
+		base, err := ipxe.ValidateBaseURL(server)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --server: %w", errUsage, err)
 		}
+		server = base
 		if tokenFile == "" {
 			return nil, fmt.Errorf("%w: --server needs --token-file", errUsage)
 		}
