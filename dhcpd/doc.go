@@ -54,4 +54,8 @@
 //
 // The decision is the pure function decide (bytes in, reply or reason out); the Server only
 // reads datagrams with their arrival interface (IP_PKTINFO) and sends what decide returns.
+//
+// It owns the two UDP sockets (67, 4011) and the decision of what each PXE or iPXE client is
+// told. It must not touch the store, the kernels or any file: the binaries' names come from
+// the catalogue it is given, and what it saw goes to a timeline.Sink.
 package dhcpd

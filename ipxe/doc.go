@@ -5,4 +5,9 @@
 //
 // The binaries come from Debian's ipxe package (1.21.1+git20250501 or later); bootstrapd never
 // compiles iPXE per request.
+//
+// It owns the rules for what may reach a script (Metachars, ValidateURL, ValidateBaseURL,
+// ValidateKernel, ValidateArgs): every other package calls them rather than keeping its own.
+// It must not do I/O beyond reading the catalogue's directory: the boot policy is a pure
+// function over what it is passed (a KernelSet, the record the caller looked up).
 package ipxe

@@ -70,4 +70,7 @@
 // far lower: test/reliability measured the file in docs/RELIABILITY.md. A file that grew
 // before these bounds existed keeps its size (bbolt never shrinks a file; `bbolt compact`
 // does, offline) but reuses the freed pages.
+//
+// It owns the bbolt file and everything in it. It must not know about HTTP, DHCP or TFTP:
+// callers pass MACs and strings, and it bounds them itself.
 package store

@@ -7,10 +7,14 @@
 // every request is treated as hostile until its client has ACKed something.
 //
 // It serves only the files of one fs.FS (bootstrapd passes the iPXE catalogue, which is an
-// fs.FS over exactly its binaries), by bare name: "undionly.kpxe", never a path. Names with a
-// directory part, "..", a leading "/", a backslash, NUL or control bytes are refused before
-// the file system is asked (see parsePath); write requests and every mode but octet are
-// refused too.
+// fs.FS over exactly its binaries), by bare name: "undionly.kpxe", or with the MAC the
+// ProxyDHCP put in front of it, "52-54-00-12-34-56/undionly.kpxe" (the MAC goes to the boot
+// timeline, not to the file system). Any other directory part, "..", a leading "/", a
+// backslash, NUL or control bytes are refused before the file system is asked (see
+// parsePath); write requests and every mode but octet are refused too.
+//
+// It owns the TFTP socket, its transfers and their limits. It must not touch the store or
+// decide anything about a node: it reports boot stages to a timeline.Sink and stops there.
 //
 // # Limits, and what happens when one is hit
 //

@@ -1,5 +1,3 @@
-// Command bootstrapd is the Zero-OS network-boot appliance: ProxyDHCP, TFTP and HTTP in one
-// daemon (serve), and the tools to manage it (node, media, version).
 package main
 
 import (

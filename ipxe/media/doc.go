@@ -53,4 +53,7 @@
 //     result is ok, too_long, bad_script, error (a bug: slots overlapping) or canceled.
 //   - bootstrapd_media_build_duration_seconds{kind}: time of each uncached build.
 //   - bootstrapd_media_cache_hits_total{kind}.
+//
+// It owns the media templates and their cache. It must not render a script (ipxe does) or
+// serve HTTP (httpd does), and never runs a process per request.
 package media
