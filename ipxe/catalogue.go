@@ -20,7 +20,7 @@ const (
 	FileLKRN     = "ipxe.lkrn"      // Linux-kernel-format iPXE for media (isolinux, -kernel)
 )
 
-// Files lists every binary the catalogue requires.
+// requiredFiles lists every binary the catalogue requires.
 var requiredFiles = []string{FileBIOS, FileEFIx64, FileEFIArm64, FileSNPOnly, FileLKRN}
 
 // ErrNoBinary means no iPXE binary exists for a firmware architecture.

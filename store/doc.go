@@ -63,11 +63,9 @@
 //	file   ≤ 2 × N × per MAC + 32 MiB             copy-on-write high-water mark, bbolt's 16 MiB growth
 //
 // For the defaults (N = 10000, E = 10): per MAC = 834 + 4 × 4096 = 17218 B, so the file
-// stays under 377914432 B (360.4 MiB) whatever the network sends. TestSpoofedMACFlood
-// (BOOTSTRAPD_SOAK=1) measured 161882112 B (154.4 MiB) for 50,000 spoofed MACs with
-// worst-case strings, 10,000 of them sent 50 events each, and 47513600 B (45.3 MiB) for the
-// 50,000 with one event each. With real boot events (a 20-byte detail) the same floods stay
-// far lower: test/reliability measured the file in docs/RELIABILITY.md. A file that grew
+// stays under 377914432 B (360.4 MiB) whatever the network sends; TestSizeBoundOfDefaults
+// keeps these figures equal to the code, and TestSpoofedMACFlood holds a flood to the bound
+// (docs/RELIABILITY.md has what it measured). A file that grew
 // before these bounds existed keeps its size (bbolt never shrinks a file; `bbolt compact`
 // does, offline) but reuses the freed pages.
 //

@@ -76,8 +76,7 @@ type Config struct {
 	// Timeout is how long to wait for each ACK before sending the block again; 0 means 1 s.
 	// Lock-step TFTP recovers every lost packet by this timeout (firmware re-ACKs sooner, but
 	// a duplicate ACK must not trigger a resend, RFC 1123 4.2.3.1), so it sets the cost of
-	// loss: at 1 % loss a 1 MiB read took about 17 s with 1 s and 60–95 s with pin/tftp's own
-	// default of 5 s (docs/PERFORMANCE.md, "TFTP").
+	// loss; docs/PERFORMANCE.md ("TFTP") measures it against pin/tftp's own default of 5 s.
 	Timeout time.Duration
 
 	// Retries is how many times a block or option acknowledgement is sent again before the

@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }
 
-// configFlag is --config: an explicit file must exist; the default (appliance.yaml) is used
+// configPath is the file --config names: an explicit file must exist; the default (appliance.yaml) is used
 // when present, else the built-in defaults (the same values).
 func configPath(flagValue string, set bool) string {
 	if set {

@@ -1,6 +1,6 @@
 // Package media builds the boot media remote nodes download: a hybrid ISO, a USB stick
 // image, a GPT UEFI disk image, one .efi file and one .lkrn file, each carrying an iPXE
-// script (the one ipxe renders for /ipxe/…), in pure Go and in about a millisecond.
+// script (the one ipxe renders for /ipxe/…), in pure Go, without running a process.
 //
 // How: New builds every layout once, as a template with an empty 4 KiB script slot
 // (MaxScriptLen), from stock files: Debian's iPXE binaries, isolinux, ldlinux.c32, and the

@@ -10,7 +10,7 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/fat16"
 )
 
-// fatFile is one file to put into a FAT image; data nil with dir true makes a directory.
+// fatFile is one file to put into a FAT image, at path (directories are made as needed).
 type fatFile struct {
 	path string
 	data []byte

@@ -119,7 +119,7 @@ func buildISO(in isoInputs) ([]byte, error) {
 	return img, nil
 }
 
-// elTorito reads the boot catalogue: the BIOS (default) entry's image LBA, and the EFI
+// elToritoInfo is what the boot catalogue says: the BIOS (default) entry's image LBA, and the EFI
 // section entry's LBA and 512-byte sector count (0 when absent).
 type elToritoInfo struct {
 	catalogLBA        uint32
@@ -248,7 +248,7 @@ func (r isoRecord) systemUse() []byte {
 	return r.rec[off:]
 }
 
-// rrName returns the Rock Ridge NM name when there is one, else the ISO name without ";1".
+// name returns the Rock Ridge NM name when there is one, else the ISO name without ";1".
 func (r isoRecord) name() string {
 	su := r.systemUse()
 	for len(su) >= 4 && int(su[2]) >= 4 && int(su[2]) <= len(su) {

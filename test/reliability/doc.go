@@ -15,15 +15,14 @@
 //     bootstrapd_http_connections_evicted_total, and the downloads still succeed
 //     (TestConcurrentClientsAndIdleConnections);
 //   - a flood of /provision requests from random MACs with a 4 KiB arch answers 200 every
-//     time, keeps GET /api/v1/discovered within events.max_discovered with arch cut to 16
-//     bytes, counts evictions in bootstrapd_store_discovered_evicted_total and keeps
+//     time, keeps GET /api/v1/discovered within events.max_discovered with the arch dropped
+//     (it is no architecture name), counts evictions in bootstrapd_store_discovered_evicted_total and keeps
 //     bootstrapd.db small (TestSpoofedMACFlood);
 //   - SIGTERM with a TFTP client that stopped acknowledging and an HTTP client that stopped
 //     reading ends the daemon within http.shutdown_grace + 1 s (TestSIGTERMWithTransfersInFlight);
-//   - SIGHUP while the daemon is still starting, from 20 ms after its Go runtime took the
-//     signal over (package init) to before its listeners are up, does not kill it
-//     (TestSIGHUPAtStart; the instants before the runtime's start are out of any program's
-//     reach, see the test).
+//   - SIGHUP while the daemon is still starting, from its first log line until its listeners
+//     are up (one, and a storm of them), does not kill it (TestSIGHUPAtStart; before package
+//     initialisation no Go program can catch it, see the test).
 //
 // Each test logs its figures (counts, sizes, times, the daemon's resident memory) on one
 // line starting with "SOAK:", which docs/RELIABILITY.md collects. No test asserts a speed
