@@ -29,6 +29,18 @@ type DefaultNode struct {
 	Args    string
 }
 
+// Defaults of the zero Config fields; bootstrapd's built-in configuration uses these too.
+const (
+	DefaultAddr              = ":8080"
+	DefaultShutdownGrace     = 10 * time.Second
+	DefaultStuckAfter        = 10 * time.Minute
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultMaxHeaderBytes    = 16 << 10
+	DefaultMaxConnections    = 4096
+)
+
 // Config is everything the HTTP side needs; New fills the documented defaults.
 type Config struct {
 	// Addr is the TCP listen address; default ":8080".
@@ -98,7 +110,7 @@ type Server struct {
 // mode, the umask): those belong to the program.
 func New(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
-		cfg.Addr = ":8080"
+		cfg.Addr = DefaultAddr
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -118,25 +130,25 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxBody = 4 << 20
 	}
 	if cfg.ShutdownGrace == 0 {
-		cfg.ShutdownGrace = 10 * time.Second
+		cfg.ShutdownGrace = DefaultShutdownGrace
 	}
 	if cfg.StuckAfter == 0 {
-		cfg.StuckAfter = 10 * time.Minute
+		cfg.StuckAfter = DefaultStuckAfter
 	}
 	if cfg.ReadHeaderTimeout == 0 {
-		cfg.ReadHeaderTimeout = 10 * time.Second
+		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}
 	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = 60 * time.Second
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	if cfg.WriteTimeout == 0 {
-		cfg.WriteTimeout = 30 * time.Second
+		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	if cfg.MaxHeaderBytes == 0 {
-		cfg.MaxHeaderBytes = 16 << 10
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	if cfg.MaxConnections == 0 {
-		cfg.MaxConnections = 4096
+		cfg.MaxConnections = DefaultMaxConnections
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 	if cfg.Scripts == nil || cfg.Nodes == nil || cfg.Kernels == nil || cfg.Binaries == nil {

@@ -205,7 +205,7 @@ func TestAmplification(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			cfg := tc.cfg
-			cfg.Timeout = defaultTimeout // the defaults, whatever startServer prefers
+			cfg.Timeout = DefaultTimeout // the defaults, whatever startServer prefers
 			ts := startServer(t, cfg)
 			c := newRawClient(t, ts.Addr())
 			rrq := request(opRRQ, "ipxe-amd64.efi", "octet", tc.opts...)

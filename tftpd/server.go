@@ -130,13 +130,15 @@ type Server struct {
 	closed  bool // the socket was closed
 }
 
-// Defaults of the Config fields whose zero value means "the default".
+// Defaults of the Config fields whose zero value means "the default"; bootstrapd's built-in
+// configuration uses these too.
 const (
-	defaultMaxTransfers = 512
-	defaultMaxPerSource = 16
-	defaultGrace        = 2 * time.Second
-	defaultTimeout      = time.Second
-	defaultRetries      = 2
+	DefaultAddr         = ":69"
+	DefaultMaxTransfers = 512
+	DefaultMaxPerSource = 16
+	DefaultGrace        = 2 * time.Second
+	DefaultTimeout      = time.Second
+	DefaultRetries      = 2
 	ifaceTTL            = 5 * time.Second
 	warnEvery           = 10 * time.Second
 )
@@ -161,12 +163,12 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("tftpd: interface %q: %w", name, err)
 		}
 	}
-	cfg.Addr = cmp.Or(cfg.Addr, ":69")
-	cfg.MaxTransfers = cmp.Or(cfg.MaxTransfers, defaultMaxTransfers)
-	cfg.MaxPerSource = cmp.Or(cfg.MaxPerSource, defaultMaxPerSource)
-	cfg.Grace = cmp.Or(cfg.Grace, defaultGrace)
-	cfg.Timeout = cmp.Or(cfg.Timeout, defaultTimeout)
-	cfg.Retries = cmp.Or(cfg.Retries, defaultRetries)
+	cfg.Addr = cmp.Or(cfg.Addr, DefaultAddr)
+	cfg.MaxTransfers = cmp.Or(cfg.MaxTransfers, DefaultMaxTransfers)
+	cfg.MaxPerSource = cmp.Or(cfg.MaxPerSource, DefaultMaxPerSource)
+	cfg.Grace = cmp.Or(cfg.Grace, DefaultGrace)
+	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
+	cfg.Retries = cmp.Or(cfg.Retries, DefaultRetries)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

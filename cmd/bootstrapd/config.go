@@ -15,9 +15,11 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/threefoldtech/bootstrapd/httpd"
 	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/ipxe/media"
 	"github.com/threefoldtech/bootstrapd/store"
+	"github.com/threefoldtech/bootstrapd/tftpd"
 )
 
 // Config mirrors appliance.yaml; the file documents each key.
@@ -86,16 +88,16 @@ type Config struct {
 // out the same values (a test keeps them equal).
 func defaultConfig() Config {
 	var c Config
-	c.HTTP.Listen = ":8080"
-	c.HTTP.ShutdownGrace = 10 * time.Second
-	c.HTTP.ReadHeaderTimeout = 10 * time.Second
-	c.HTTP.IdleTimeout = 60 * time.Second
-	c.HTTP.WriteTimeout = 30 * time.Second
-	c.HTTP.MaxHeaderBytes = 16 << 10
-	c.HTTP.MaxConnections = 4096
-	c.TFTP.Listen = ":69"
-	c.TFTP.MaxTransfers = 512
-	c.TFTP.MaxPerSource = 16
+	c.HTTP.Listen = httpd.DefaultAddr
+	c.HTTP.ShutdownGrace = httpd.DefaultShutdownGrace
+	c.HTTP.ReadHeaderTimeout = httpd.DefaultReadHeaderTimeout
+	c.HTTP.IdleTimeout = httpd.DefaultIdleTimeout
+	c.HTTP.WriteTimeout = httpd.DefaultWriteTimeout
+	c.HTTP.MaxHeaderBytes = httpd.DefaultMaxHeaderBytes
+	c.HTTP.MaxConnections = httpd.DefaultMaxConnections
+	c.TFTP.Listen = tftpd.DefaultAddr
+	c.TFTP.MaxTransfers = tftpd.DefaultMaxTransfers
+	c.TFTP.MaxPerSource = tftpd.DefaultMaxPerSource
 	c.DHCP.Enabled = true
 	c.Paths.Data = "./var"
 	c.Paths.Kernels = "./var/kernels"
@@ -113,7 +115,7 @@ func defaultConfig() Config {
 	c.Boot.RetrySeconds = 30
 	c.Events.Keep = store.DefaultMaxEvents
 	c.Events.KeepUnknown = store.DefaultMaxDiscoveredEvents
-	c.Events.StuckAfter = 10 * time.Minute
+	c.Events.StuckAfter = httpd.DefaultStuckAfter
 	c.Events.MaxDiscovered = store.DefaultMaxDiscovered
 	c.Events.ExpireAfter = store.DefaultEventTTL
 	c.Events.FlushInterval = store.DefaultFlushInterval
