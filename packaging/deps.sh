@@ -1,8 +1,8 @@
 #!/bin/sh
 # deps.sh: install the Debian packages `make test` needs (`make deps`, run first by `make test`).
 # Every package is checked with dpkg-query -W; apt-get (update, then install) runs only for the
-# missing ones, so on a machine that has them all this does nothing and takes well under a
-# second. Installing needs root: as an ordinary user it uses sudo when sudo works without a
+# missing ones, so on a machine that has them all this runs one dpkg-query and nothing else
+# (a fraction of a second). Installing needs root: as an ordinary user it uses sudo when sudo works without a
 # password, and otherwise names the missing packages and stops.
 set -eu
 
