@@ -72,7 +72,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
-	shellcheck -s sh packaging/build-deb.sh packaging/fetch-ipxe.sh packaging/ipxe-embed/build.sh \
+	shellcheck -s sh -x packaging/build-deb.sh packaging/fetch-ipxe.sh packaging/private-apt.sh packaging/ipxe-embed/build.sh \
 		packaging/fetch-syslinux.sh packaging/deps.sh packaging/run-config.sh test/packaging/fetch-syslinux-sha.sh \
 		packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm systemd/check.sh test/deb/test.sh test/deb/nspawn.sh .ci/run \
 		test/packaging/fetch-ipxe-sha.sh test/load/http.sh test/load/dhcp.sh test/fuzz/run.sh test/fuzz/selftest.sh test/reliability/soak.sh

@@ -34,19 +34,10 @@ if [ "$missing" = 0 ] && [ -f "$dest/VERSION" ] && [ "$(cat "$dest/VERSION")" = 
 	exit 0
 fi
 
-mkdir -p "$work/etc/apt/sources.list.d" "$work/etc/apt/preferences.d" "$work/etc/apt/apt.conf.d" \
-	"$work/state/lists/partial" "$work/cache/archives/partial" "$work/debs"
-echo "deb [signed-by=$KEYRING] $MIRROR $SUITE main" >"$work/etc/apt/sources.list"
-: >"$work/status"
-
-apt_opts="-o Dir::Etc=$work/etc/apt -o Dir::Etc::SourceList=$work/etc/apt/sources.list
- -o Dir::Etc::SourceParts=$work/etc/apt/sources.list.d -o Dir::Etc::Preferences=$work/etc/apt/preferences
- -o Dir::Etc::PreferencesParts=$work/etc/apt/preferences.d -o Dir::Etc::Parts=$work/etc/apt/apt.conf.d
- -o Dir::State=$work/state -o Dir::State::Lists=$work/state/lists -o Dir::State::status=$work/status
- -o Dir::Cache=$work/cache -o Debug::NoLocking=1 -o APT::Sandbox::User=root -o Acquire::Languages=none"
-
-# shellcheck disable=SC2086
-apt-get $apt_opts -q update >"$work/update.log" 2>&1 || { cat "$work/update.log" >&2; exit 1; }
+mkdir -p "$work/debs"
+# shellcheck source-path=SCRIPTDIR source=private-apt.sh
+. "$(dirname "$0")/private-apt.sh"
+private_apt_update "$work" "$SUITE" || exit 1
 # shellcheck disable=SC2086
 (cd "$work/debs" && apt-get $apt_opts -q download "isolinux=$VERSION" "syslinux-common=$VERSION") \
 	>"$work/download.log" 2>&1 || {
