@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -115,25 +116,12 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.LockTimeout == 0 {
-		opts.LockTimeout = time.Second
-	}
-	if opts.MaxEvents == 0 {
-		opts.MaxEvents = DefaultMaxEvents
-	}
-	if opts.MaxDiscoveredEvents == 0 {
-		opts.MaxDiscoveredEvents = DefaultMaxDiscoveredEvents
-	}
-	opts.MaxDiscoveredEvents = min(opts.MaxDiscoveredEvents, opts.MaxEvents)
-	if opts.MaxDiscovered == 0 {
-		opts.MaxDiscovered = DefaultMaxDiscovered
-	}
-	if opts.EventTTL == 0 {
-		opts.EventTTL = DefaultEventTTL
-	}
-	if opts.FlushInterval == 0 {
-		opts.FlushInterval = DefaultFlushInterval
-	}
+	opts.LockTimeout = cmp.Or(opts.LockTimeout, time.Second)
+	opts.MaxEvents = cmp.Or(opts.MaxEvents, DefaultMaxEvents)
+	opts.MaxDiscoveredEvents = min(cmp.Or(opts.MaxDiscoveredEvents, DefaultMaxDiscoveredEvents), opts.MaxEvents)
+	opts.MaxDiscovered = cmp.Or(opts.MaxDiscovered, DefaultMaxDiscovered)
+	opts.EventTTL = cmp.Or(opts.EventTTL, DefaultEventTTL)
+	opts.FlushInterval = cmp.Or(opts.FlushInterval, DefaultFlushInterval)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
