@@ -69,7 +69,8 @@ bin="$root/usr/bin/bootstrapd"
 if [ -n "${BOOTSTRAPD_BIN:-}" ]; then
 	cp "$BOOTSTRAPD_BIN" "$bin"
 else
-	(cd "$top" && CGO_ENABLED=0 GOOS=linux GOARCH="$arch" go build -trimpath \
+	# nomsgpack: gin's MessagePack codec is never used (see the Makefile's GOTAGS).
+	(cd "$top" && CGO_ENABLED=0 GOOS=linux GOARCH="$arch" go build -trimpath -tags nomsgpack \
 		-ldflags "-s -w -X main.version=$version" -o "$bin" ./cmd/bootstrapd)
 fi
 chmod 0755 "$bin"
