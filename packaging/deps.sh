@@ -9,8 +9,9 @@ set -eu
 # Test tools from the machine's own Debian release. linux-image-amd64 gives the real kernel the
 # qemu boots must reach; ipxe-qemu is the NIC option ROM (a 2019 iPXE) of the BIOS case.
 # clang and lld build the script-carrying EFI binaries once (make embed). prometheus brings
-# promtool (the metrics format check); its own daemon is not used.
-PACKAGES="qemu-system-x86 qemu-utils ipxe-qemu ovmf seabios dnsmasq-base iproute2 procps
+# promtool (the metrics format check); its own daemon is not used. nftables drops TFTP in
+# the appliance's namespace for the e2e HTTP Boot case.
+PACKAGES="qemu-system-x86 qemu-utils ipxe-qemu ovmf seabios dnsmasq-base iproute2 nftables procps
  linux-image-amd64 curl tftp-hpa xorriso mtools dosfstools isolinux syslinux syslinux-common
  lintian dpkg-dev fakeroot ca-certificates build-essential git prometheus chromium
  clang lld systemd adduser python3 shellcheck"

@@ -3,13 +3,28 @@
 // (dnsmasq, leases and router adverts only, no PXE options) on a bridge, bootstrapd on a
 // second host of that LAN as ProxyDHCP, TFTP and HTTP server, and a VM behind a tap.
 //
-// A boot passes only when the VM's serial console shows the Linux kernel's "Command line:"
-// with the node record's network, farm and a random token: the strongest proof that the
-// right kernel started with the right arguments.
+// The cases of TestLANBoot:
 //
-// The tests need root, qemu-system-x86, ovmf, ipxe-qemu, dnsmasq-base, iproute2 and a
-// Debian kernel (linux-image-amd64), and take minutes under TCG, so they run only when
-// asked:
+//	uefi-pxe            OVMF's own PXE client (NIC ROM off): TFTP <mac>/ipxe-amd64.efi
+//	uefi-httpboot       OVMF with TFTP (UDP 69) and UDP 4011 dropped by nftables in the
+//	                    appliance's namespace for this case only: PXE fails, OVMF's HTTP
+//	                    Boot option sends HTTPClient:Arch:00016 and fetches
+//	                    /boot/<mac>/ipxe-amd64.efi over HTTP (about 2 minutes under TCG,
+//	                    most of it PXE timeouts)
+//	bios-old-ipxe-rom   SeaBIOS with qemu's 2019 iPXE ROM (no HTTPS): TFTP
+//	                    <mac>/undionly.kpxe first
+//	unregistered-waits  as bios-old-ipxe-rom without a node record: the waiting message,
+//	                    then the boot once the record is added, without a power cycle
+//	metrics             the counters those boots moved, and promtool's check
+//
+// Each then runs iPXE to /provision/<mac> and the kernel. A boot passes only when the VM's
+// serial console shows the Linux kernel's "Command line:" with the node record's network,
+// farm and a random token: the strongest proof that the right kernel started with the
+// right arguments; the console lines and the boot timeline stages must also come in order.
+//
+// The tests need root, qemu-system-x86, ovmf, ipxe-qemu, dnsmasq-base, iproute2, nftables
+// and a Debian kernel (linux-image-amd64), and take minutes under TCG, so they run only
+// when asked:
 //
 //	sudo BOOTSTRAPD_E2E=1 go test -v -count=1 -timeout 30m ./test/e2e/
 //

@@ -37,6 +37,11 @@ func TestLANBoot(t *testing.T) {
 		// boot file the ProxyDHCP hands out).
 		console []string
 		stages  []stageWant
+		// pxeBlocked: the appliance drops TFTP and PXE's port 4011 during the case, so
+		// OVMF's PXE option fails and its HTTP Boot option must start the boot.
+		pxeBlocked bool
+		// budget: how long the boot may take, when more than bootBudget's default.
+		budget time.Duration
 	}{
 		{
 			name:     "uefi-pxe",
@@ -52,6 +57,29 @@ func TestLANBoot(t *testing.T) {
 			stages: []stageWant{
 				{"offer_binary", "ipxe-amd64.efi"},
 				{"tftp_sent", "ipxe-amd64.efi"},
+				{"offer_script", "/provision/"},
+				{"script_served", "node"},
+				{"kernel_requested", "net/test.efi"},
+				{"kernel_sent", "net/test.efi"},
+			},
+		},
+		{
+			name:       "uefi-httpboot",
+			fw:         ovmf,
+			register:   true,
+			pxeBlocked: true,
+			// OVMF's PXE (v4, then v6) times out before its HTTP Boot option runs: about
+			// two minutes under TCG, more on a loaded machine.
+			budget: 6 * time.Minute,
+			console: []string{
+				`Start PXE over IPv4`,
+				`Start HTTP Boot over IPv4`,
+				`URI: http://\S+/boot/{machyp}/ipxe-amd64\.efi`,
+				`Filename: http://\S+/provision/{mac}`,
+				`Zero-OS Kernel Boot Loader`,
+			},
+			stages: []stageWant{
+				{"offer_httpboot", "/boot/{machyp}/ipxe-amd64.efi"},
 				{"offer_script", "/provision/"},
 				{"script_served", "node"},
 				{"kernel_requested", "net/test.efi"},
@@ -120,10 +148,17 @@ func TestLANBoot(t *testing.T) {
 				add()
 			}
 
-			ctx, cancel := context.WithTimeout(context.Background(), bootBudget(t))
+			if tc.pxeBlocked {
+				l.blockPXE(t)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), bootBudget(t, tc.budget))
 			defer cancel()
 			v := l.boot(t, tc.name, tc.fw, mac)
-			t.Logf("%s: %s, MAC %s, token %s", tc.name, tc.fw, mac, token)
+			fw := tc.fw.String()
+			if tc.pxeBlocked {
+				fw = "OVMF (UEFI HTTP Boot: the appliance drops TFTP and port 4011)"
+			}
+			t.Logf("%s: %s, MAC %s, token %s", tc.name, fw, mac, token)
 			t.Cleanup(func() {
 				v.p.kill()
 				if t.Failed() {
@@ -164,7 +199,13 @@ func TestLANBoot(t *testing.T) {
 		})
 	}
 	// After every boot: the counters real firmware moved, read back from the scrape.
-	t.Run("metrics", func(t *testing.T) { l.checkMetrics(t, len(tests)) })
+	httpBoots := 0
+	for _, tc := range tests {
+		if tc.pxeBlocked {
+			httpBoots++
+		}
+	}
+	t.Run("metrics", func(t *testing.T) { l.checkMetrics(t, len(tests), httpBoots) })
 }
 
 // checkConsoleOrder checks that each pattern appears on the console after the previous.
@@ -200,8 +241,13 @@ func checkOldROM(t *testing.T, console string) {
 // checkTimeline checks that bootstrapd recorded want, in order, for the VM's MAC, and logs
 // the timeline relative to power-on. The timeline is written asynchronously, so it is read
 // again for a few seconds.
+// {machyp} in a detail stands for the MAC with hyphens.
 func (l *lab) checkTimeline(t *testing.T, v *vm, want []stageWant) {
 	t.Helper()
+	want = slices.Clone(want)
+	for i := range want {
+		want[i].detail = strings.ReplaceAll(want[i].detail, "{machyp}", strings.ReplaceAll(v.mac, ":", "-"))
+	}
 	var evs []event
 	var err error
 	var missing stageWant
@@ -253,11 +299,13 @@ func subsequence(evs []event, want []stageWant) (stageWant, bool) {
 	return stageWant{}, true
 }
 
-// bootBudget is how long one boot may take: 5 minutes (OVMF under TCG takes well under
-// one), less when the go test -timeout is nearer, so the test fails with its logs rather
-// than panicking without cleanup.
-func bootBudget(t *testing.T) time.Duration {
-	d := 5 * time.Minute
+// bootBudget is how long one boot may take: d, or 5 minutes when d is zero (OVMF PXE
+// under TCG takes well under one), less when the go test -timeout is nearer, so the test
+// fails with its logs rather than panicking without cleanup.
+func bootBudget(t *testing.T, d time.Duration) time.Duration {
+	if d == 0 {
+		d = 5 * time.Minute
+	}
 	if dl, ok := t.Deadline(); ok {
 		if left := time.Until(dl) - 30*time.Second; left < d {
 			d = max(left, 10*time.Second)

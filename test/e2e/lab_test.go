@@ -310,3 +310,33 @@ func randBytes(t *testing.T, n int) []byte {
 	}
 	return b
 }
+
+// pxeBlockTable is the nftables table blockPXE adds in the appliance's namespace.
+const pxeBlockTable = "bsde2e_pxe_block"
+
+// blockPXE drops TFTP (UDP 69) and PXE's boot server port (UDP 4011) in the appliance's
+// namespace until the calling test ends, so a UEFI client's PXE option fails and its HTTP
+// Boot option must start the boot. The ProxyDHCP on port 67 still answers.
+func (l *lab) blockPXE(t *testing.T) {
+	t.Helper()
+	rules := filepath.Join(l.dir, pxeBlockTable+".nft")
+	if err := os.WriteFile(rules, []byte(`table inet `+pxeBlockTable+` {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		udp dport { 69, 4011 } counter drop
+	}
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns := []string{l.env.ip, "netns", "exec", l.srvNS, l.env.nft}
+	mustRun(t, append(ns, "-f", rules)...)
+	t.Cleanup(func() {
+		if out, err := run(append(ns, "list", "table", "inet", pxeBlockTable)...); err == nil {
+			t.Logf("nftables in the appliance's namespace, before removal:\n%s", strings.TrimSpace(out))
+		}
+		if _, err := run(append(ns, "delete", "table", "inet", pxeBlockTable)...); err != nil {
+			t.Errorf("remove the PXE block: %v", err)
+		}
+	})
+}

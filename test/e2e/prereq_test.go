@@ -18,6 +18,7 @@ type env struct {
 	ip       string
 	qemu     string
 	dnsmasq  string
+	nft      string
 	ovmfCode string
 	ovmfVars string
 	kernel   string
@@ -51,6 +52,7 @@ func requireE2E(t *testing.T) *env {
 		{&e.ip, "ip", "iproute2"},
 		{&e.qemu, "qemu-system-x86_64", "qemu-system-x86"},
 		{&e.dnsmasq, "dnsmasq", "dnsmasq-base"},
+		{&e.nft, "nft", "nftables"},
 	} {
 		p, err := lookPath(b.name)
 		if err != nil {
@@ -106,7 +108,7 @@ func requireE2E(t *testing.T) *env {
 	}
 
 	if len(missing) > 0 {
-		t.Fatalf("BOOTSTRAPD_E2E=1 but prerequisites are missing:\n\t%s\nCI installs: apt-get install qemu-system-x86 ovmf ipxe-qemu dnsmasq-base iproute2 linux-image-amd64",
+		t.Fatalf("BOOTSTRAPD_E2E=1 but prerequisites are missing:\n\t%s\nCI installs: apt-get install qemu-system-x86 ovmf ipxe-qemu dnsmasq-base iproute2 nftables linux-image-amd64",
 			strings.Join(missing, "\n\t"))
 	}
 	return e
