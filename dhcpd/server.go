@@ -335,7 +335,7 @@ func (s *Server) logDrop(l *listener, in arrival, d decision, size int) {
 		return
 	}
 	attrs := []slog.Attr{
-		slog.String("reason", d.Drop), slog.String("detail", d.Detail), slog.Any("src", in.Src),
+		slog.String("reason", d.Drop), slog.String("detail", d.Detail), slog.Any("remote", in.Src),
 		slog.String("iface", in.Iface), slog.String("port", l.role.String()),
 	}
 	if undecodable(d.Drop) {

@@ -40,7 +40,7 @@ func ExampleDB_Run() {
 
 	// On the request path: memory only.
 	_ = db.MarkSeen("52:54:00:aa:bb:cc", "EFI x86-64", "192.0.2.7")
-	_ = db.AppendEvent("52:54:00:aa:bb:cc", store.Event{Stage: "script-served"})
+	_ = db.AppendEvent("52:54:00:aa:bb:cc", store.Event{Stage: "script_served"})
 
 	cancel() // SIGTERM
 	<-done
@@ -53,5 +53,5 @@ func ExampleDB_Run() {
 	s, _ := db.GetSeen("52:54:00:aa:bb:cc")
 	evs, _ := db.Events("52:54:00:aa:bb:cc")
 	fmt.Println(s.MAC, s.Arch, s.Count, evs[0].Stage)
-	// Output: 52:54:00:aa:bb:cc EFI x86-64 1 script-served
+	// Output: 52:54:00:aa:bb:cc EFI x86-64 1 script_served
 }
