@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -103,6 +102,7 @@ type Transfer struct {
 	Remote   netip.AddrPort // the client
 	File     string         // the name the client asked for, as sent
 	MAC      string         // the MAC the ProxyDHCP put in front of the name; "" when none
+	Name     string         // File without that prefix; "" when the name was refused
 	Bytes    int64          // file bytes sent (all of them when Err is nil)
 	Duration time.Duration  // from the request to the last ACK or the error
 	// Err is nil for a complete transfer; otherwise it wraps ErrRefused, ErrNotFound,
@@ -329,7 +329,7 @@ func (s *Server) send(req reqInfo, t *Transfer, rf io.ReaderFrom) (int64, error)
 	if err != nil {
 		return 0, s.reject(req, err)
 	}
-	t.MAC = mac
+	t.MAC, t.Name = mac, clean
 	if err := s.slots.acquire(req.source(), req.conn); err != nil {
 		return 0, s.reject(req, err)
 	}
@@ -428,12 +428,8 @@ func (s *Server) write(name string, wt io.WriterTo) error {
 // finish counts, logs and reports a request that has ended.
 func (s *Server) finish(t Transfer) {
 	log := s.log.With("remote", t.Remote.String(), "file", t.File)
-	// The file label is the catalogue's name, without the <mac>/ prefix.
-	_, name, err := parsePath(t.File)
-	if err != nil {
-		name = t.File
-	}
-	file := s.metrics.fileLabel(name)
+	// The file label is the catalogue's name, without the <mac>/ prefix (send parsed it).
+	file := s.metrics.fileLabel(cmp.Or(t.Name, t.File))
 	s.metrics.bytes.Add(float64(t.Bytes))
 	switch {
 	case t.Err == nil:
@@ -473,14 +469,14 @@ func (s *Server) emit(t Transfer) {
 	if s.timeline == nil || t.MAC == "" {
 		return
 	}
-	ev := timeline.Event{MAC: t.MAC, IP: t.Remote.Addr(), Stage: timeline.TFTPSent, Detail: path.Base(t.File)}
+	ev := timeline.Event{MAC: t.MAC, IP: t.Remote.Addr(), Stage: timeline.TFTPSent, Detail: t.Name}
 	switch {
 	case t.Err == nil:
 	case errors.Is(t.Err, ErrRefused), errors.Is(t.Err, ErrNotFound),
 		errors.Is(t.Err, ErrClientAbort) && t.Bytes == 0:
 		return
 	default:
-		ev.Stage, ev.Detail = timeline.TFTPFailed, path.Base(t.File)+": "+t.Err.Error()
+		ev.Stage, ev.Detail = timeline.TFTPFailed, t.Name+": "+t.Err.Error()
 	}
 	s.timeline(ev)
 }
