@@ -3,6 +3,7 @@ package timeline
 import (
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,10 +32,10 @@ func (s Stage) asks() bool {
 	return s == OfferBinary || s == OfferHTTPBoot || s == OfferScript || s == ScriptServed
 }
 
+var stages = []Stage{OfferBinary, OfferHTTPBoot, OfferScript, TFTPSent, TFTPFailed, ScriptServed, KernelRequested, KernelSent}
+
 // Stages lists every stage, in boot order.
-func Stages() []Stage {
-	return []Stage{OfferBinary, OfferHTTPBoot, OfferScript, TFTPSent, TFTPFailed, ScriptServed, KernelRequested, KernelSent}
-}
+func Stages() []Stage { return slices.Clone(stages) }
 
 // Event is a stage seen for one MAC.
 type Event struct {
@@ -84,12 +85,8 @@ func NewRecorder(db Activity, log *slog.Logger, reg prometheus.Registerer) (*Rec
 // Record is a Sink. An event without a valid MAC or of an unknown stage is dropped: both
 // come from this program, so that is a bug, logged at Debug to keep a flood out of the log.
 func (r *Recorder) Record(e Event) {
-	known := false
-	for _, s := range Stages() {
-		known = known || s == e.Stage
-	}
 	mac, err := store.ParseMAC(e.MAC)
-	if !known || err != nil {
+	if !slices.Contains(stages, e.Stage) || err != nil {
 		r.log.Debug("timeline: event dropped", "mac", e.MAC, "stage", e.Stage, "err", err)
 		return
 	}
