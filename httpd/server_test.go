@@ -52,7 +52,7 @@ func newFixture(t testing.TB, mutate func(*Config)) *fixture {
 	}
 	cat, err := ipxe.OpenCatalogue(bins)
 	must(t, err)
-	scripts, err := ipxe.NewScripts(ipxe.ScriptConfig{ArgsSuffix: "nomodeset panic=7200", RetrySeconds: 5})
+	scripts, err := ipxe.NewScripts(ipxe.ScriptConfig{BaseArgs: "nomodeset panic=7200", RetrySeconds: 5})
 	must(t, err)
 	db, err := store.Open(filepath.Join(dir, "db", "bootstrapd.db"), store.Options{})
 	must(t, err)
@@ -117,11 +117,11 @@ func TestIPXEEndpoint(t *testing.T) {
 		code     int
 		contains []string
 	}{
-		"network only":    {"/ipxe/test", 200, []string{"#!ipxe", "imgfetch --name zos " + "BASE/kernel/net/test.efi?mac=${net${netidx}/mac:hexhyp} version=v3 runmode=test nomodeset panic=7200"}},
-		"farm":            {"/ipxe/test/42", 200, []string{"runmode=test farmer_id=42 nomodeset"}},
-		"extra":           {"/ipxe/test/42/console=ttyS0%20zos-debug", 200, []string{"farmer_id=42 console=ttyS0 zos-debug nomodeset"}},
-		"slash in extra":  {"/ipxe/test/42/root=___dev___sda", 200, []string{"farmer_id=42 root=/dev/sda nomodeset"}},
-		"kernel override": {"/ipxe/test/42/x=1/zos-v3.efi", 200, []string{"BASE/kernel/zos-v3.efi?mac=${net${netidx}/mac:hexhyp} version=v3"}},
+		"network only":    {"/ipxe/test", 200, []string{"#!ipxe", "imgfetch --name zos " + "BASE/kernel/net/test.efi?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test"}},
+		"farm":            {"/ipxe/test/42", 200, []string{"nomodeset panic=7200 version=v3 runmode=test farmer_id=42"}},
+		"extra":           {"/ipxe/test/42/console=ttyS0%20zos-debug", 200, []string{"farmer_id=42 console=ttyS0 zos-debug\n"}},
+		"slash in extra":  {"/ipxe/test/42/root=___dev___sda", 200, []string{"farmer_id=42 root=/dev/sda\n"}},
+		"kernel override": {"/ipxe/test/42/x=1/zos-v3.efi", 200, []string{"BASE/kernel/zos-v3.efi?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3"}},
 		"trailing slash":  {"/ipxe/test/42/", 200, []string{"farmer_id=42"}},
 		"unknown network": {"/ipxe/mainnet/1", 404, []string{`unknown network: "mainnet"`, "prod, test"}},
 		"no kernel":       {"/ipxe/prod/1", 404, []string{"kernel file not found: net/prod.efi"}},
@@ -178,7 +178,7 @@ func TestProvision(t *testing.T) {
 		_, err := f.db.CreateNode(store.Node{MAC: mac, Network: "test", Farm: 42, Args: "console=ttyS0"})
 		must(t, err)
 		code, _, body := get(t, f.base+"/provision/"+strings.ToUpper(mac))
-		if code != 200 || !strings.Contains(body, "kernel/net/test.efi?mac=${net${netidx}/mac:hexhyp} version=v3 runmode=test farmer_id=42 console=ttyS0 nomodeset panic=7200") {
+		if code != 200 || !strings.Contains(body, "kernel/net/test.efi?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test farmer_id=42 console=ttyS0") {
 			t.Fatalf("record: %d\n%s", code, body)
 		}
 	})

@@ -28,7 +28,7 @@ func TestPolicyBoot(t *testing.T) {
 	}{
 		"network default":  {BootRequest{Network: "test", Farm: 42}, nil, "http://boot.lan:8080/kernel/net/test.efi?mac="},
 		"kernel override":  {BootRequest{Network: "test", Farm: 42, Kernel: "zos-v3.efi"}, nil, "http://boot.lan:8080/kernel/zos-v3.efi?mac="},
-		"args":             {BootRequest{Network: "test", Farm: 42, Args: "console=ttyS0"}, nil, "runmode=test farmer_id=42 console=ttyS0 nomodeset"},
+		"args":             {BootRequest{Network: "test", Farm: 42, Args: "console=ttyS0"}, nil, "nomodeset panic=7200 version=v3 runmode=test farmer_id=42 console=ttyS0\n"},
 		"display name":     {BootRequest{Network: "test"}, nil, "testing (v3)"},
 		"unknown network":  {BootRequest{Network: "mainnet"}, ErrUnknownNetwork, ""},
 		"no default link":  {BootRequest{Network: "prod"}, ErrNoKernel, ""},

@@ -31,8 +31,12 @@ type Boot struct {
 
 // ScriptConfig holds the parts of every script that come from configuration.
 type ScriptConfig struct {
-	// ArgsSuffix is appended to every kernel command line; the predecessor sent
-	// "nomodeset panic=7200".
+	// BaseArgs open every kernel command line, before the Zero-OS arguments and the
+	// operator's, so an operator's argument (panic=0) overrides them: the kernel keeps the
+	// last value of a repeated parameter. The predecessor sent "nomodeset panic=7200".
+	BaseArgs string
+	// ArgsSuffix is appended after the operator's arguments, so it overrides them; kept for
+	// configurations written before BaseArgs (boot.args_suffix). Empty by default.
 	ArgsSuffix string
 	// NTPServer is synchronised with before the kernel is fetched (HTTPS needs a sane clock);
 	// empty skips it.
@@ -51,6 +55,9 @@ type Scripts struct {
 
 // NewScripts validates cfg and parses the templates.
 func NewScripts(cfg ScriptConfig) (*Scripts, error) {
+	if err := ValidateArgs(cfg.BaseArgs); err != nil {
+		return nil, fmt.Errorf("base args: %w", err)
+	}
 	if err := ValidateArgs(cfg.ArgsSuffix); err != nil {
 		return nil, fmt.Errorf("args suffix: %w", err)
 	}
@@ -71,10 +78,13 @@ func NewScripts(cfg ScriptConfig) (*Scripts, error) {
 	}, nil
 }
 
-// Cmdline is the kernel command line for b: version=v3 runmode=<network> farmer_id=<farm>
-// <args> <suffix>, each argument separated by one space.
+// Cmdline is the kernel command line for b: <base> version=v3 runmode=<network>
+// farmer_id=<farm> <args> <suffix>, each argument separated by one space. The operator's
+// arguments come after everything but the (legacy, normally empty) suffix, as with the
+// predecessor, so they win over the base arguments.
 func (s *Scripts) Cmdline(b Boot) string {
-	parts := []string{"version=v3", "runmode=" + b.Network}
+	parts := strings.Fields(s.cfg.BaseArgs)
+	parts = append(parts, "version=v3", "runmode="+b.Network)
 	// Without a farm (a bare /ipxe/<network>) the kernel asks for one, as with the predecessor.
 	if b.Farm != 0 {
 		parts = append(parts, "farmer_id="+strconv.FormatUint(b.Farm, 10))

@@ -14,7 +14,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func testScripts(t testing.TB) *Scripts {
 	t.Helper()
-	s, err := NewScripts(ScriptConfig{ArgsSuffix: "nomodeset panic=7200", NTPServer: "pool.ntp.org", RetrySeconds: 30})
+	s, err := NewScripts(ScriptConfig{BaseArgs: "nomodeset panic=7200", NTPServer: "pool.ntp.org", RetrySeconds: 30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,17 +60,20 @@ func TestScriptsGolden(t *testing.T) {
 
 func TestCmdline(t *testing.T) {
 	tests := map[string]struct {
-		boot   Boot
-		suffix string
-		want   string
+		boot         Boot
+		base, suffix string
+		want         string
 	}{
-		"predecessor": {Boot{Network: "prod", Farm: 1}, "nomodeset panic=7200", "version=v3 runmode=prod farmer_id=1 nomodeset panic=7200"},
-		"extra":       {Boot{Network: "dev", Farm: 5550, Args: "console=ttyS0  x=1"}, "", "version=v3 runmode=dev farmer_id=5550 console=ttyS0 x=1"},
-		"no farm":     {Boot{Network: "qa"}, "", "version=v3 runmode=qa"},
+		"defaults":       {Boot{Network: "prod", Farm: 1}, "nomodeset panic=7200", "", "nomodeset panic=7200 version=v3 runmode=prod farmer_id=1"},
+		"operator last":  {Boot{Network: "prod", Farm: 7, Args: "panic=0 console=ttyS0"}, "nomodeset panic=7200", "", "nomodeset panic=7200 version=v3 runmode=prod farmer_id=7 panic=0 console=ttyS0"},
+		"extra":          {Boot{Network: "dev", Farm: 5550, Args: "console=ttyS0  x=1"}, "", "", "version=v3 runmode=dev farmer_id=5550 console=ttyS0 x=1"},
+		"no farm":        {Boot{Network: "qa"}, "", "", "version=v3 runmode=qa"},
+		"legacy suffix":  {Boot{Network: "qa", Farm: 2, Args: "panic=0"}, "nomodeset", "panic=7200", "nomodeset version=v3 runmode=qa farmer_id=2 panic=0 panic=7200"},
+		"spaces in base": {Boot{Network: "test", Farm: 3}, "  nomodeset   quiet ", "", "nomodeset quiet version=v3 runmode=test farmer_id=3"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			s, err := NewScripts(ScriptConfig{ArgsSuffix: tc.suffix})
+			s, err := NewScripts(ScriptConfig{BaseArgs: tc.base, ArgsSuffix: tc.suffix})
 			if err != nil {
 				t.Fatal(err)
 			}

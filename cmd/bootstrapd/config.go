@@ -66,6 +66,7 @@ type Config struct {
 		Args    string `yaml:"args"`
 	} `yaml:"default_node"`
 	Boot struct {
+		BaseArgs     string `yaml:"base_args"`
 		ArgsSuffix   string `yaml:"args_suffix"`
 		NTP          string `yaml:"ntp"`
 		RetrySeconds int    `yaml:"retry_seconds"`
@@ -110,7 +111,7 @@ func defaultConfig() Config {
 		"prod": "production (v3)", "test": "testing (v3)", "dev": "development (v3)", "qa": "qa-network (v3)",
 	}
 	c.Admin.Socket = "./var/admin.sock"
-	c.Boot.ArgsSuffix = "nomodeset panic=7200"
+	c.Boot.BaseArgs = "nomodeset panic=7200"
 	c.Boot.NTP = "pool.ntp.org"
 	c.Boot.RetrySeconds = 30
 	c.Events.Keep = store.DefaultMaxEvents
@@ -272,6 +273,9 @@ func (c *Config) validate() error {
 	if err := ipxe.ValidateArgs(c.DefaultNode.Args); err != nil {
 		return fmt.Errorf("default_node.args: %w", err)
 	}
+	if err := ipxe.ValidateArgs(c.Boot.BaseArgs); err != nil {
+		return fmt.Errorf("boot.base_args: %w", err)
+	}
 	if err := ipxe.ValidateArgs(c.Boot.ArgsSuffix); err != nil {
 		return fmt.Errorf("boot.args_suffix: %w", err)
 	}
@@ -347,3 +351,12 @@ func (c *Config) adminToken() (string, error) {
 }
 
 func (c *Config) dbPath() string { return filepath.Join(c.Paths.Data, "bootstrapd.db") }
+
+// scriptConfig is the boot scripts' part of the configuration, the same for the daemon and
+// the offline media builder.
+func (c Config) scriptConfig() ipxe.ScriptConfig {
+	return ipxe.ScriptConfig{
+		BaseArgs: c.Boot.BaseArgs, ArgsSuffix: c.Boot.ArgsSuffix,
+		NTPServer: c.Boot.NTP, RetrySeconds: c.Boot.RetrySeconds,
+	}
+}

@@ -70,6 +70,7 @@ func TestConfigErrors(t *testing.T) {
 		"default no farm":    {paths + "default_node: {network: prod}\n", "default_node.farm"},
 		"default args":       {paths + "default_node: {args: 'a${b}'}\n", "default_node.args"},
 		"suffix":             {paths + "boot: {args_suffix: 'a\\nb'}\n", "boot.args_suffix"},
+		"base args":          {paths + "boot: {base_args: 'a;reboot'}\n", "boot.base_args"},
 		"retry":              {paths + "boot: {retry_seconds: 0}\n", "boot.retry_seconds"},
 		"log format":         {paths + "log: {format: xml}\n", "log.format"},
 		"log level":          {paths + "log: {level: loud}\n", "log.level"},

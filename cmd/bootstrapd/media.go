@@ -60,7 +60,7 @@ func cmdMedia(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if base == "" {
 		return fmt.Errorf("%w: the medium must know where the appliance is: set --base-url or http.public_url", errUsage)
 	}
-	scripts, err := ipxe.NewScripts(ipxe.ScriptConfig{ArgsSuffix: cfg.Boot.ArgsSuffix, NTPServer: cfg.Boot.NTP, RetrySeconds: cfg.Boot.RetrySeconds})
+	scripts, err := ipxe.NewScripts(cfg.scriptConfig())
 	if err != nil {
 		return fmt.Errorf("boot: %w", err)
 	}

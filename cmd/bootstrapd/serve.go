@@ -58,11 +58,13 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 	if err != nil {
 		return fmt.Errorf("paths.ipxe: %w", err)
 	}
-	scripts, err := ipxe.NewScripts(ipxe.ScriptConfig{
-		ArgsSuffix: cfg.Boot.ArgsSuffix, NTPServer: cfg.Boot.NTP, RetrySeconds: cfg.Boot.RetrySeconds,
-	})
+	scripts, err := ipxe.NewScripts(cfg.scriptConfig())
 	if err != nil {
 		return fmt.Errorf("boot: %w", err)
+	}
+	if cfg.Boot.ArgsSuffix != "" {
+		// The old default, kept in an old file, would override every operator's arguments.
+		log.Warn("boot.args_suffix is appended after the operator's kernel arguments and overrides them; move arguments an operator may change to boot.base_args", "args_suffix", cfg.Boot.ArgsSuffix)
 	}
 	token, err := cfg.adminToken()
 	if err != nil {

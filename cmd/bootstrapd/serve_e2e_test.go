@@ -44,18 +44,18 @@ func TestServeLoopback(t *testing.T) {
 	}
 	// Every field of the record reaches the kernel line.
 	if code, _, body := get(t, d.base+"/provision/52-54-00-00-10-01"); code != 200 ||
-		!strings.Contains(body, d.base+"/kernel/zos.efi?mac=${net${netidx}/mac:hexhyp} version=v3 runmode=test farmer_id=4242 console=ttyS0 zos-debug nomodeset panic=7200") {
+		!strings.Contains(body, d.base+"/kernel/zos.efi?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test farmer_id=4242 console=ttyS0 zos-debug") {
 		t.Fatalf("known MAC: %d\n%s", code, body)
 	}
 	if code, _, body := get(t, d.base+"/provision/52:54:00:00:10:02"); code != 200 || !strings.Contains(body, "MAC 52:54:00:00:10:02) has no boot record") {
 		t.Fatalf("unknown MAC without default_node: %d\n%s", code, body)
 	}
 	for path, want := range map[string]string{
-		"/ipxe/test":                         "kernel/net/test.efi?mac=${net${netidx}/mac:hexhyp} version=v3 runmode=test nomodeset",
-		"/ipxe/test/7":                       "runmode=test farmer_id=7 nomodeset",
-		"/ipxe/test/7/console=ttyS0":         "farmer_id=7 console=ttyS0 nomodeset",
-		"/ipxe/test/7/console=ttyS0/zos.efi": "kernel/zos.efi?mac=${net${netidx}/mac:hexhyp} version=v3 runmode=test farmer_id=7 console=ttyS0",
-		"/ipxe/test/7/root=___dev___ram0":    "farmer_id=7 root=/dev/ram0 nomodeset",
+		"/ipxe/test":                         "kernel/net/test.efi?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test",
+		"/ipxe/test/7":                       "panic=7200 version=v3 runmode=test farmer_id=7",
+		"/ipxe/test/7/console=ttyS0":         "farmer_id=7 console=ttyS0",
+		"/ipxe/test/7/console=ttyS0/zos.efi": "kernel/zos.efi?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test farmer_id=7 console=ttyS0",
+		"/ipxe/test/7/root=___dev___ram0":    "farmer_id=7 root=/dev/ram0",
 	} {
 		if code, _, body := get(t, d.base+path); code != 200 || !strings.Contains(body, want) {
 			t.Errorf("GET %s = %d, want 200 with %q:\n%s", path, code, want, body)

@@ -172,7 +172,7 @@ admin:
 default_node:
   network: ""
 boot:
-  args_suffix: "nomodeset panic=7200"
+  base_args: "nomodeset panic=7200"
   ntp: ""
   retry_seconds: 5
 log:
