@@ -262,6 +262,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 	// Public: the page's generator needs the networks before anyone has entered a token.
 	getHead(e, "/api/v1/networks", a.publicNetworks)
 	a.routes(e.Group("/api/v1", a.requireAdmin))
+	a.compatRoutes(e)
 	s.webRoutes(e)
 	s.mediaRoutes(e)
 	e.NoRoute(func(c *gin.Context) {

@@ -1,0 +1,238 @@
+package httpd
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+const testToken = "0123456789abcdef0123" // newFixture's AdminToken
+
+// multipartBody is a form with the given plain fields (in order) and then, unless fileName
+// is "-", the kernel file.
+func multipartBody(t *testing.T, fields [][2]string, field, fileName, content string) (string, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for _, f := range fields {
+		must(t, w.WriteField(f[0], f[1]))
+	}
+	if fileName != "-" {
+		fw, err := w.CreateFormFile(field, fileName)
+		must(t, err)
+		fw.Write([]byte(content))
+	}
+	must(t, w.Close())
+	return buf.String(), w.FormDataContentType()
+}
+
+func TestKernelMultipartUpload(t *testing.T) {
+	payload := "MZ multipart kernel " + strings.Repeat("k", 70000)
+	sum := sha256.Sum256([]byte(payload))
+	digest := hex.EncodeToString(sum[:])
+	bearer := "Bearer " + testToken
+	tests := map[string]struct {
+		fields   [][2]string
+		field    string
+		fileName string // "-": no file part
+		ctype    string // "" = the form's
+		hdr      []string
+		code     int
+		want     string // in the body
+		stored   string // file that must exist afterwards with payload; "" = nothing stored
+	}{
+		"bearer":            {nil, "kernel", "zos-v5.efi", "", []string{"Authorization", bearer}, 201, `"status":"success"`, "zos-v5.efi"},
+		"sha256 field":      {[][2]string{{"sha256", digest}}, "kernel", "zos-v6.efi", "", []string{"Authorization", bearer}, 201, digest, "zos-v6.efi"},
+		"checksum header":   {nil, "kernel", "zos-v7.efi", "", []string{"Authorization", bearer, "X-Checksum-Sha256", digest}, 201, digest, "zos-v7.efi"},
+		"directories cut":   {nil, "kernel", "/tmp/build/zos-v8.efi", "", []string{"Authorization", bearer}, 201, `"name":"zos-v8.efi"`, "zos-v8.efi"},
+		"other fields kept": {[][2]string{{"note", "x"}}, "kernel", "zos-v9.efi", "", []string{"Authorization", bearer}, 201, `"status":"success"`, "zos-v9.efi"},
+		"wrong sha256":      {[][2]string{{"sha256", strings.Repeat("0", 64)}}, "kernel", "bad1.efi", "", []string{"Authorization", bearer}, 400, "sha256 mismatch", ""},
+		"sha256 not hex":    {[][2]string{{"sha256", "xyz"}}, "kernel", "bad2.efi", "", []string{"Authorization", bearer}, 400, "64 hex digits", ""},
+		"cookie only":       {nil, "kernel", "bad3.efi", "", []string{"Cookie", "token=" + testToken}, 401, "Bearer", ""},
+		"no token":          {nil, "kernel", "bad4.efi", "", nil, 401, "Bearer", ""},
+		"wrong field":       {nil, "file", "bad5.efi", "", []string{"Authorization", bearer}, 400, `the kernel goes in \"kernel\"`, ""},
+		"no file":           {[][2]string{{"sha256", digest}}, "kernel", "-", "", []string{"Authorization", bearer}, 400, "no file", ""},
+		"hidden name":       {nil, "kernel", ".hidden", "", []string{"Authorization", bearer}, 400, "unsafe", ""},
+		"not multipart":     {nil, "kernel", "bad6.efi", "application/octet-stream", []string{"Authorization", bearer}, 400, "multipart/form-data", ""},
+		"long field":        {[][2]string{{"note", strings.Repeat("n", maxFormField+1)}}, "kernel", "bad7.efi", "", []string{"Authorization", bearer}, 400, "longer than", ""},
+	}
+	f := newFixture(t, nil)
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			body, ctype := multipartBody(t, tc.fields, tc.field, tc.fileName, payload)
+			if tc.ctype != "" {
+				ctype = tc.ctype
+			}
+			code, got := do(t, http.DefaultClient, "POST", f.base+"/api/kernel", body, append([]string{"Content-Type", ctype}, tc.hdr...)...)
+			if code != tc.code || !strings.Contains(got, tc.want) {
+				t.Fatalf("POST /api/kernel = %d %s, want %d with %q", code, got, tc.code, tc.want)
+			}
+			if tc.stored != "" {
+				b, err := os.ReadFile(filepath.Join(f.kernels, tc.stored))
+				if err != nil || string(b) != payload {
+					t.Fatalf("%s after upload: %v (%d bytes)", tc.stored, err, len(b))
+				}
+			}
+		})
+	}
+	// Nothing refused left a file, a temporary one included.
+	entries, err := os.ReadDir(f.kernels)
+	must(t, err)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "bad") || strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+	if got := testutil.ToFloat64(f.srv.metrics.unauthorized); got != 2 {
+		t.Errorf("unauthorized_total = %v, want 2 (cookie only, no token)", got)
+	}
+	if got := testutil.ToFloat64(f.srv.metrics.requests.WithLabelValues("/api/kernel", "201")); got != 5 {
+		t.Errorf(`http_requests_total{route="/api/kernel",code="201"} = %v, want 5`, got)
+	}
+}
+
+// An old upload script's curl line, changed only from the cookie to the bearer header.
+func TestKernelMultipartCurl(t *testing.T) {
+	curl := needCurl(t)
+	f := newFixture(t, nil)
+	file := filepath.Join(t.TempDir(), "zos-curl.efi")
+	must(t, os.WriteFile(file, []byte("MZ from curl"), 0o644))
+	out, err := exec.Command(curl, "-sS", "-w", " %{http_code}", "-H", "Authorization: Bearer "+testToken,
+		"-F", "kernel=@"+file, f.base+"/api/kernel").CombinedOutput()
+	if err != nil || !strings.HasSuffix(string(out), " 201") || !strings.Contains(string(out), `"status":"success"`) {
+		t.Fatalf("curl -F: %v %s", err, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.kernels, "zos-curl.efi")); string(b) != "MZ from curl" {
+		t.Fatalf("stored %q", b)
+	}
+	// The old cookie form is refused, and stores nothing.
+	must(t, os.WriteFile(file+"2", []byte("MZ cookie"), 0o644))
+	out, _ = exec.Command(curl, "-sS", "-w", " %{http_code}", "-b", "token="+testToken,
+		"-F", "kernel=@"+file+"2", f.base+"/api/kernel").CombinedOutput()
+	if !strings.HasSuffix(string(out), " 401") {
+		t.Fatalf("cookie upload: %s", out)
+	}
+}
+
+func needCurl(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("curl")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("curl not installed: %v", err)
+		}
+		t.Skipf("curl not installed: %v", err)
+	}
+	return p
+}
+
+func TestCompatRefusals(t *testing.T) {
+	f := newFixture(t, nil)
+	tests := map[string]struct {
+		method, path string
+		code         int
+		want         string
+	}{
+		"GET upload":       {"GET", "/api/kernel", 405, "POST a multipart form"},
+		"HEAD upload":      {"HEAD", "/api/kernel", 405, ""},
+		"symlink":          {"GET", "/api/symlink/net%2Fprod.efi/zos-v3.efi", 410, "PUT /api/v1/networks/"},
+		"symlink HEAD":     {"HEAD", "/api/symlink/prod.efi/zos-v3.efi", 410, ""},
+		"symlink escaping": {"GET", "/api/symlink/%3Cscript%3E/x", 410, "is gone"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			code, body := do(t, http.DefaultClient, tc.method, f.base+tc.path, "", "Cookie", "token="+testToken)
+			if code != tc.code || !strings.Contains(body, tc.want) || strings.Contains(body, "<script>") {
+				t.Fatalf("%s %s = %d %q, want %d with %q", tc.method, tc.path, code, body, tc.code, tc.want)
+			}
+		})
+	}
+	// The default link is untouched.
+	if target, _ := os.Readlink(filepath.Join(f.kernels, "net", "test.efi")); target != "../zos-v3.efi" {
+		t.Fatalf("net/test.efi -> %q", target)
+	}
+}
+
+func TestImages(t *testing.T) {
+	f := newFixture(t, nil)
+	old := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	newer := old.Add(48 * time.Hour)
+	files := map[string]struct {
+		body  string
+		mtime time.Time
+	}{
+		"zos-v3.efi":        {"MZ kernel bytes 0123456789", old.Add(24 * time.Hour)}, // the fixture's, default of test
+		"zos-old.efi":       {"MZ old", old},
+		"zos-new+x_1-2.efi": {strings.Repeat("n", 3<<20), newer},
+	}
+	for name, fl := range files {
+		p := filepath.Join(f.kernels, name)
+		must(t, os.WriteFile(p, []byte(fl.body), 0o644))
+		must(t, os.Chtimes(p, fl.mtime, fl.mtime))
+	}
+	order := []string{"zos-new+x_1-2.efi", "zos-v3.efi", "zos-old.efi"}
+
+	code, _, body := get(t, f.base+"/images.json")
+	var got struct{ Images []Image }
+	if err := json.Unmarshal([]byte(body), &got); err != nil || code != 200 {
+		t.Fatalf("/images.json: %d %v %s", code, err, body)
+	}
+	if len(got.Images) != len(order) {
+		t.Fatalf("/images.json lists %d files, want %d: %s", len(got.Images), len(order), body)
+	}
+	for i, img := range got.Images {
+		want := files[img.Name]
+		sum := sha256.Sum256([]byte(want.body))
+		if img.Name != order[i] || img.Size != int64(len(want.body)) || img.SHA256 != hex.EncodeToString(sum[:]) || !img.MTime.Equal(want.mtime) {
+			t.Errorf("image %d = %+v, want %s, %d bytes, mtime %v", i, img, order[i], len(want.body), want.mtime)
+		}
+	}
+	if n := got.Images[1].Networks; len(n) != 1 || n[0] != "test" {
+		t.Errorf("zos-v3.efi is the default of %v, want [test]", n)
+	}
+
+	for _, path := range []string{"/images", "/images/"} {
+		code, hdr, page := get(t, f.base+path)
+		if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") || hdr.Get("Content-Security-Policy") == "" {
+			t.Fatalf("%s: %d %v", path, code, hdr)
+		}
+		last := -1
+		for _, name := range order {
+			i := strings.Index(page, `href="/kernel/`+strings.ReplaceAll(name, "+", "&#43;")+`"`)
+			if i < 0 || i < last {
+				t.Fatalf("%s: %s missing or out of order:\n%s", path, name, page)
+			}
+			last = i
+		}
+		if !strings.Contains(page, "3.0 MiB") || !strings.Contains(page, "2024-01-04 03:04:05 UTC") {
+			t.Errorf("%s lacks the size or the date:\n%s", path, page)
+		}
+		if !strings.Contains(page, `/expert?kernel=zos-new%2bx_1-2.efi`) {
+			t.Errorf("%s: the expert link does not escape the name:\n%s", path, page)
+		}
+	}
+	req, err := http.NewRequest(http.MethodHead, f.base+"/images", nil)
+	must(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	headBody, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(headBody) != 0 {
+		t.Fatalf("HEAD /images: %d, %d bytes", resp.StatusCode, len(headBody))
+	}
+	if got := testutil.ToFloat64(f.srv.metrics.requests.WithLabelValues("/images", "200")); got != 2 {
+		t.Errorf(`http_requests_total{route="/images",code="200"} = %v, want 2`, got)
+	}
+}
