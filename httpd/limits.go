@@ -42,9 +42,12 @@ func newConnLimiter(l net.Listener, max int, m *metrics) *connLimiter {
 }
 
 // Accept returns the next connection that fits under the cap.
-func (l *connLimiter) Accept() (net.Conn, error) {
+func (l *connLimiter) Accept() (net.Conn, error) { return l.acceptFrom(l.Listener) }
+
+// acceptFrom is Accept on another socket under the same cap (the TLS listener's).
+func (l *connLimiter) acceptFrom(ln net.Listener) (net.Conn, error) {
 	for {
-		c, err := l.Listener.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			return nil, err
 		}

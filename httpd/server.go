@@ -46,8 +46,9 @@ const (
 type Config struct {
 	// Addr is the TCP listen address; default ":8080".
 	Addr string
-	// PublicURL is the base of every URL handed to clients. Empty: http://<the address the
-	// request came in on>, so one appliance serves several interfaces.
+	// PublicURL is the base of every URL handed to clients. Empty: http:// (https:// on the
+	// TLS listener) and the address the request came in on, so one appliance serves several
+	// interfaces.
 	PublicURL string
 	// Networks maps short names (prod, test, ...) to display names.
 	Networks map[string]string
@@ -93,6 +94,11 @@ type Config struct {
 	MaxConnections    int           // open TCP connections; default 4096
 	// TrustedProxies are the peers whose X-Forwarded-* headers are believed; none by default.
 	TrustedProxies []netip.Prefix
+
+	// TLSAddr is a second TCP listen address that speaks HTTPS with the same routes and
+	// limits (its connections count in MaxConnections); empty: none. TLSCertFile and
+	// TLSKeyFile are PEM files, read at New and again on ReloadTLS.
+	TLSAddr, TLSCertFile, TLSKeyFile string
 }
 
 // Server answers HTTP on a TCP listener and the admin unix socket.
@@ -105,6 +111,9 @@ type Server struct {
 	tcp     net.Listener
 	limiter *connLimiter
 	unix    net.Listener
+	// tlsLn and certs exist when Config.TLSAddr is set.
+	tlsLn net.Listener
+	certs *certSource
 }
 
 // New validates cfg and binds the listeners. It changes nothing outside the Server (gin's
@@ -150,10 +159,22 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.limiter = newConnLimiter(tcp, cfg.MaxConnections, s.metrics)
 	s.tcp = s.limiter
+	if cfg.TLSAddr != "" {
+		if s.certs, err = newCertSource(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Registerer); err == nil {
+			s.tlsLn, err = s.listenTLS(cfg.TLSAddr)
+		}
+		if err != nil {
+			s.tcp.Close()
+			return nil, err
+		}
+	}
 	if cfg.AdminSocket != "" {
 		s.unix, err = listenUnix(cfg.AdminSocket)
 		if err != nil {
 			s.tcp.Close()
+			if s.tlsLn != nil {
+				s.tlsLn.Close()
+			}
 			return nil, err
 		}
 	}
@@ -188,7 +209,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		// No WriteTimeout: it would cut every kernel download at a fixed time. writeDeadline
 		// and progressWriter bound each write instead.
 		ConnState: func(c net.Conn, st http.ConnState) {
-			if _, ok := c.(*watchedConn); ok {
+			if c, ok := plainConn(c).(*watchedConn); ok {
 				s.limiter.track(c, st)
 			}
 		},
@@ -202,12 +223,17 @@ func (s *Server) Serve(ctx context.Context) error {
 			return ctx
 		},
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(s.tcp) }()
 	n := 1
 	if s.unix != nil {
 		n++
 		go func() { errc <- srv.Serve(s.unix) }()
+	}
+	if s.tlsLn != nil {
+		n++
+		// Serve, not ServeTLS: the listener already speaks TLS (and stays HTTP/1.1).
+		go func() { errc <- srv.Serve(s.tlsLn) }()
 	}
 	var err error
 	select {
@@ -292,8 +318,12 @@ func (s *Server) baseURL(r *http.Request) string {
 	}
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
 		ap := a.AddrPort()
+		scheme := "http://"
+		if r.TLS != nil {
+			scheme = "https://"
+		}
 		// A link-local address carries its zone (%eth0), which means nothing to the node.
-		return "http://" + netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port()).String()
+		return scheme + netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port()).String()
 	}
 	return "http://localhost"
 }

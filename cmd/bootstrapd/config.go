@@ -34,6 +34,9 @@ type Config struct {
 		MaxHeaderBytes    int           `yaml:"max_header_bytes"`
 		MaxConnections    int           `yaml:"max_connections"`
 		TrustedProxies    []string      `yaml:"trusted_proxies"`
+		TLSListen         string        `yaml:"tls_listen"`
+		TLSCert           string        `yaml:"tls_cert"`
+		TLSKey            string        `yaml:"tls_key"`
 	} `yaml:"http"`
 	TFTP struct {
 		Listen       string `yaml:"listen"`
@@ -190,6 +193,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: %w", kv[0], err)
 		}
 	}
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
 	if c.HTTP.PublicURL != "" {
 		if _, err := ipxe.ValidateBaseURL(c.HTTP.PublicURL); err != nil {
 			return fmt.Errorf("http.public_url: %w", err)
@@ -299,6 +305,28 @@ func (c *Config) validate() error {
 	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		return fmt.Errorf("log.level: %w", err)
+	}
+	return nil
+}
+
+// validateTLS checks the http.tls_* keys belong together. The files themselves are read by
+// serve (a `bootstrapd node` run by another user need not be able to read the key).
+func (c *Config) validateTLS() error {
+	h := c.HTTP
+	if h.TLSListen == "" {
+		if h.TLSCert != "" || h.TLSKey != "" {
+			return errors.New("http.tls_cert, http.tls_key: set only with http.tls_listen")
+		}
+		return nil
+	}
+	if err := checkListen(h.TLSListen); err != nil {
+		return fmt.Errorf("http.tls_listen: %w", err)
+	}
+	if h.TLSCert == "" || h.TLSKey == "" {
+		return errors.New("http.tls_listen: needs http.tls_cert and http.tls_key (PEM files)")
+	}
+	if h.TLSListen == h.Listen {
+		return fmt.Errorf("http.tls_listen: %q is http.listen too", h.TLSListen)
 	}
 	return nil
 }

@@ -135,12 +135,18 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
 		MaxConnections:    cfg.HTTP.MaxConnections,
 		TrustedProxies:    proxies,
+		TLSAddr:           cfg.HTTP.TLSListen,
+		TLSCertFile:       cfg.HTTP.TLSCert,
+		TLSKeyFile:        cfg.HTTP.TLSKey,
 	})
 	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)
 	}
 	httpPort := web.Addr().(*net.TCPAddr).Port
 	log.Info("listening", "service", "http", "addr", web.Addr().String())
+	if a := web.TLSAddr(); a != nil {
+		log.Info("listening", "service", "https", "addr", a.String())
+	}
 	if s := web.AdminSocket(); s != "" {
 		log.Info("listening", "service", "admin", "socket", s)
 	}
@@ -213,7 +219,8 @@ func stopWith(g *errgroup.Group, err error) error {
 }
 
 // reloadOnHUP re-reads the configuration on SIGHUP and applies what can change without a
-// restart: networks and default_node (kernels are read from disk at each request anyway).
+// restart: networks and default_node (kernels are read from disk at each request anyway), and
+// the TLS certificate and key files.
 // A bad file is logged and changes nothing; transfers in flight are never touched.
 func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, path string, web *httpd.Server, log *slog.Logger) {
 	for {
@@ -221,6 +228,11 @@ func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, path string, web *ht
 		case <-ctx.Done():
 			return
 		case <-hup:
+		}
+		// The certificate first: its files are renewed in place (same paths), so a bad
+		// configuration file must not hold a renewed certificate back.
+		if err := web.ReloadTLS(); err != nil {
+			log.Error("TLS certificate reload refused, the previous one stays", "err", err)
 		}
 		cfg, err := loadConfig(path)
 		if err != nil {

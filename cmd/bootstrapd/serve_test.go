@@ -58,6 +58,8 @@ type daemonOpts struct {
 	dir       string // reuse a previous daemon's directory (its database); "": a new one
 	extraYAML string // more configuration keys (not http, tftp, dhcp, paths, admin, boot)
 	tokenFile string // admin.token_file
+	httpYAML  string // more http keys, e.g. "tls_listen: ..., tls_cert: ..."
+	hup       chan os.Signal
 }
 
 // startDaemon runs the real serve path in-process, on loopback ports, without DHCP.
@@ -114,7 +116,7 @@ func startDaemon(t *testing.T, opts ...daemonOpts) *daemon {
 	if o.embedDir != "" {
 		embedDir = o.embedDir
 	}
-	yaml := fmt.Sprintf(`http: {listen: "127.0.0.1:%d", public_url: %q}
+	yaml := fmt.Sprintf(`http: {listen: "127.0.0.1:%d", public_url: %q, `+o.httpYAML+`}
 tftp: {listen: "127.0.0.1:%d"}
 dhcp: {enabled: false}
 paths: {data: %[4]s/data, kernels: %[4]s/kernels, ipxe: %[5]s, ipxe_embed: %[6]s}
@@ -130,7 +132,7 @@ boot: {ntp: ""}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, d.cfgFile, slog.New(slog.NewTextHandler(d.log, nil)), nil) }()
+	go func() { done <- serve(ctx, cfg, d.cfgFile, slog.New(slog.NewTextHandler(d.log, nil)), o.hup) }()
 	var once sync.Once
 	d.stop = func() {
 		once.Do(func() {
