@@ -18,7 +18,8 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZ := ./store:FuzzParseMAC ./ipxe:FuzzRender ./ipxe:FuzzValidateKernel \
         ./httpd:FuzzParseBootPath ./httpd:FuzzNodesCSVRoundTrip \
         ./dhcpd:FuzzDecide ./tftpd:FuzzParsePath \
-        ./ipxe/media:FuzzScript ./ipxe/media:FuzzParsers
+        ./ipxe/media:FuzzScript ./ipxe/media:FuzzParsers \
+        ./cmd/bootstrapd/internal/migrate:FuzzParseRows
 
 .PHONY: all build run deps ipxe syslinux embed fetch-check test lint unit fuzz soak e2e media-boot web deb service-check deb-test deb-nspawn clean
 

@@ -10,11 +10,12 @@ set -eu
 # qemu boots must reach; ipxe-qemu is the NIC option ROM (a 2019 iPXE) of the BIOS case.
 # clang and lld build the script-carrying EFI binaries once (make embed). prometheus brings
 # promtool (the metrics format check); its own daemon is not used. nftables drops TFTP in
-# the appliance's namespace for the e2e HTTP Boot case.
+# the appliance's namespace for the e2e HTTP Boot case. sqlite3 builds and reads the
+# 0-bootstrap database fixture of `bootstrapd migrate`'s tests.
 PACKAGES="qemu-system-x86 qemu-utils ipxe-qemu ovmf seabios dnsmasq-base iproute2 nftables procps
  linux-image-amd64 curl tftp-hpa xorriso mtools dosfstools isolinux syslinux syslinux-common
  lintian dpkg-dev fakeroot ca-certificates build-essential git prometheus chromium
- clang lld systemd adduser python3 shellcheck"
+ clang lld systemd adduser python3 shellcheck sqlite3"
 
 # One dpkg-query for every package ("install ok installed", or "hold ok installed", when it
 # is there; nothing for a package dpkg has never seen).

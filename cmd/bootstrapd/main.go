@@ -26,6 +26,7 @@ Usage:
   bootstrapd node    add|set|show|list|rm|import|export|discovered [flags]   manage node records
   bootstrapd kernel  list|upload|rm|default [flags]   manage kernels
   bootstrapd media   iso|usb|uefimg|uefi|krn --network N [...] -o FILE   build a boot medium offline
+  bootstrapd migrate --db FILE [--kernels DIR] [--skip-unmappable] [--dry-run]   take over 0-bootstrap
   bootstrapd version
 
 Run "bootstrapd <command> -h" for a command's flags.
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdKernel(ctx, args[1:], stdout, stderr)
 	case "media":
 		return cmdMedia(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		return cmdMigrate(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "bootstrapd", currentBuild())
 		return nil
