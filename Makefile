@@ -16,7 +16,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Fuzz targets as package:Target; `go test -fuzz` runs one target at a time.
 FUZZ := ./store:FuzzParseMAC ./ipxe:FuzzRender ./ipxe:FuzzValidateKernel \
-        ./httpd:FuzzParseBootPath ./httpd:FuzzNodesCSVRoundTrip \
+        ./httpd:FuzzParseBootPath ./httpd:FuzzNodesCSVRoundTrip ./httpd:FuzzListQuery \
         ./dhcpd:FuzzDecide ./tftpd:FuzzParsePath \
         ./ipxe/media:FuzzScript ./ipxe/media:FuzzParsers \
         ./cmd/bootstrapd/internal/migrate:FuzzParseRows

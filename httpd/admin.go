@@ -31,6 +31,7 @@ type api struct {
 	token      string        // Config.AdminToken
 	maxBody    int64         // Config.MaxBody
 	stuckAfter time.Duration // Config.StuckAfter
+	views      *views        // the joined view behind the list endpoints
 	// unauthorized counts refused requests (bootstrapd_http_unauthorized_total).
 	unauthorized prometheus.Counter
 }
@@ -73,6 +74,10 @@ type Nodes interface {
 	Forget(mac string) error
 	// CountNodes is read by /metrics at scrape time.
 	CountNodes(seenSince time.Time) (known, seen int, err error)
+	// Revision changes whenever anything the methods above return changes, and only after
+	// the change is visible to them: the list endpoints rebuild their joined view only when
+	// it moved.
+	Revision() uint64
 }
 
 type apiError struct {
@@ -104,6 +109,7 @@ func (a *api) routes(g *gin.RouterGroup) {
 	g.POST("/import", a.apiImport)
 	getHead(g, "/export", a.apiExport)
 	getHead(g, "/discovered", a.apiDiscovered)
+	getHead(g, "/fleet", a.apiFleet)
 	g.DELETE("/discovered/:mac", a.apiForget)
 	getHead(g, "/kernels", a.apiKernels)
 	g.DELETE("/kernels/:name", a.apiDeleteKernel)
@@ -161,15 +167,6 @@ func (a *api) validateNode(n *store.Node) error {
 		}
 	}
 	return nil
-}
-
-func (a *api) apiListNodes(c *gin.Context) {
-	nodes, err := a.nodes.ListNodes()
-	if err != nil {
-		a.apiFail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, nodes)
 }
 
 func (a *api) apiGetNode(c *gin.Context) {
@@ -311,7 +308,12 @@ type Discovered struct {
 	Known     bool      `json:"known"`
 	LastStage string    `json:"last_stage,omitempty"`
 	LastEvent time.Time `json:"last_event,omitzero"`
-	Stuck     bool      `json:"stuck"`
+	// LastBoot is when a kernel was last sent whole to it.
+	LastBoot time.Time `json:"last_boot,omitzero"`
+	Stuck    bool      `json:"stuck"`
+	// Network and Farm are its record's, if it has one.
+	Network string `json:"network,omitempty"`
+	Farm    uint64 `json:"farm,omitempty"`
 }
 
 // bootState tells where a timeline stands: its last stage, and whether the node stopped
@@ -323,27 +325,4 @@ func bootState(evs []store.Event, now time.Time, after time.Duration) (last stor
 	}
 	last = evs[len(evs)-1]
 	return last, last.Stage != string(timeline.KernelSent) && now.Sub(last.Time) > after
-}
-
-func (a *api) apiDiscovered(c *gin.Context) {
-	seen, err := a.nodes.ListSeen()
-	if err != nil {
-		a.apiFail(c, err)
-		return
-	}
-	now := time.Now()
-	out := make([]Discovered, 0, len(seen))
-	for _, sn := range seen {
-		_, err := a.nodes.GetNode(sn.MAC)
-		d := Discovered{Seen: sn, Known: err == nil}
-		evs, err := a.nodes.Events(sn.MAC)
-		if err != nil {
-			a.apiFail(c, err)
-			return
-		}
-		last, stuck := bootState(evs, now, a.stuckAfter)
-		d.LastStage, d.LastEvent, d.Stuck = last.Stage, last.Time, stuck
-		out = append(out, d)
-	}
-	c.JSON(http.StatusOK, out)
 }

@@ -14,6 +14,9 @@ type metrics struct {
 	unauthorized prometheus.Counter
 	scripts      *prometheus.CounterVec
 	kernelBytes  prometheus.Counter
+	// listBuild times the joined view behind the admin list endpoints, rebuilt when the
+	// store changed.
+	listBuild prometheus.Histogram
 
 	connsEvicted, connsRefused prometheus.Counter
 	connsOpen                  prometheus.Gauge
@@ -48,6 +51,11 @@ func newMetrics(reg prometheus.Registerer, nodes nodeCounter) *metrics {
 			Name: "bootstrapd_http_kernel_bytes_sent_total",
 			Help: "Kernel bytes sent over HTTP.",
 		}),
+		listBuild: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "bootstrapd_admin_list_build_seconds",
+			Help:    "Time to join records, seen MACs and timelines for the admin list endpoints (done when the store changed).",
+			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5},
+		}),
 		connsEvicted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bootstrapd_http_connections_evicted_total",
 			Help: "Idle HTTP connections closed to make room at http.max_connections.",
@@ -72,7 +80,7 @@ func newMetrics(reg prometheus.Registerer, nodes nodeCounter) *metrics {
 		m.scripts.WithLabelValues(k)
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.unauthorized, m.scripts, m.kernelBytes,
+		reg.MustRegister(m.requests, m.duration, m.unauthorized, m.scripts, m.kernelBytes, m.listBuild,
 			m.connsEvicted, m.connsRefused, m.connsOpen, m.connsClosed)
 		if nodes != nil {
 			reg.MustRegister(newNodeCollector(nodes))

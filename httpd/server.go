@@ -284,6 +284,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 	a := &api{
 		live: s.live, nodes: s.cfg.Nodes, kernels: s.cfg.Kernels, log: s.log, token: s.cfg.AdminToken,
 		maxBody: s.cfg.MaxBody, stuckAfter: s.cfg.StuckAfter, unauthorized: s.metrics.unauthorized,
+		views: &views{nodes: s.cfg.Nodes, observe: func(d time.Duration) { s.metrics.listBuild.Observe(d.Seconds()) }},
 	}
 	// Public: the page's generator needs the networks before anyone has entered a token.
 	getHead(e, "/api/v1/networks", a.publicNetworks)

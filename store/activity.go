@@ -81,6 +81,7 @@ func (s *DB) MarkSeen(mac, arch, ip string) error {
 	if ip != "" && ip != a.seen.IP {
 		a.seen.IP = strings.Clone(ip)
 	}
+	s.rev.Add(1)
 	return nil
 }
 
@@ -236,6 +237,7 @@ func (s *DB) Forget(mac string) error {
 	if !had && !onDisk {
 		return fmt.Errorf("%w: %s", ErrNotFound, k)
 	}
+	s.rev.Add(1)
 	return nil
 }
 

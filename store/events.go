@@ -48,6 +48,7 @@ func (s *DB) AppendEvent(mac string, ev Event) error {
 		a.events = a.events[:len(a.events)-1]
 	}
 	a.events = append(a.events, ev)
+	s.rev.Add(1)
 	return nil
 }
 

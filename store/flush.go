@@ -123,6 +123,9 @@ func (s *DB) flushLocked(sweep bool) error {
 	}
 	s.discovered = est
 	if scanned {
+		if res.expiredSeen+res.expiredEvents+res.evicted > 0 {
+			s.rev.Add(1)
+		}
 		s.lastSweep = now
 		s.metrics.evicted.Add(float64(res.evicted))
 		s.metrics.expired.WithLabelValues(kindSeen).Add(float64(res.expiredSeen))

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -109,7 +110,17 @@ type DB struct {
 	// instead of one per request.
 	droppedSince int
 	known        map[string]struct{}
+
+	// rev counts changes readers can see (see Revision).
+	rev atomic.Uint64
 }
+
+// Revision is a number that changes whenever anything a reader can see changes: a record,
+// a seen entry, an event, a removal or an expiry. It is bumped after the change is visible,
+// so a reader that reads Revision before reading the data never labels old data with a new
+// revision. It starts at 0 at every Open: callers that hand it out (an HTTP ETag) pair it
+// with something unique to the process.
+func (s *DB) Revision() uint64 { return s.rev.Load() }
 
 // Open opens (creating if needed) the bbolt file at path.
 func Open(path string, opts Options) (*DB, error) {
@@ -217,6 +228,7 @@ func (s *DB) CreateNode(n Node) (Node, error) {
 		return Node{}, err
 	}
 	s.addKnown(n.MAC)
+	s.rev.Add(1)
 	return n, nil
 }
 
@@ -247,6 +259,7 @@ func (s *DB) UpdateNode(mac string, change func(*Node) error) (Node, error) {
 	if err != nil {
 		return Node{}, err
 	}
+	s.rev.Add(1)
 	return n, nil
 }
 
@@ -297,6 +310,7 @@ func (s *DB) DeleteNode(mac string) error {
 	delete(s.known, string(k))
 	s.dropPendingLocked(string(k))
 	s.mu.Unlock()
+	s.rev.Add(1)
 	return nil
 }
 
@@ -354,6 +368,7 @@ func (s *DB) ImportNodes(nodes []Node) (created, updated int, err error) {
 			s.addKnown(m)
 		}
 	}
+	s.rev.Add(1)
 	return created, updated, nil
 }
 

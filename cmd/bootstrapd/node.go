@@ -28,12 +28,20 @@ Commands (they talk to the running daemon's admin API):
   add    --mac M --network N --farm F [--args A] [--kernel K]   create a record
   set    --mac M [--network N] [--farm F] [--args A] [--kernel K] change a record
   show   --mac M                                                print a record and its boot events
-  list                                                          print every record
+  list [filters]                                                print every record (or those matching)
   rm     --mac M                                                delete a record
   import FILE|-                                                 import CSV rows client,branch,zerotier,kargs[,kernel]
   export                                                        print every record as CSV
-  discovered                                                    print MACs that asked for a script
+  discovered [filters]                                          print MACs that asked for a script
   forget --mac M                                                drop a MAC's discovered entry and boot events
+
+Filters (list, discovered; the admin API's list parameters):
+  --search TEXT      terms that must all match: a MAC (any spelling, or a fragment), a farm id,
+                     a network, an IP address or its start
+  --state S          known, unknown, stuck, or booted (a kernel sent in the last hour)
+  --sort COL         mac, last_seen, first_seen, network, farm, ip, arch, stage, count, updated
+  --order asc|desc
+  --limit N          print at most N rows (default: every matching row)
 
 Connection flags (every command):
   --config FILE      find admin.socket in FILE (default appliance.yaml, else built-in defaults)
@@ -68,6 +76,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	farm := fs.Uint64("farm", 0, "farm id")
 	kargs := fs.String("args", "", "extra kernel arguments")
 	kernel := fs.String("kernel", "", "kernel file under paths.kernels (default net/<network>.efi)")
+	filters := addListFlags(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -144,6 +153,17 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return out.node(n, evs)
 	case "list":
+		if q, ok := filters.query(fs); ok {
+			rows, err := listPages[httpd.KnownNode](ctx, c, "/nodes", q, *filters.limit)
+			if err != nil {
+				return err
+			}
+			nodes := make([]store.Node, len(rows))
+			for i, r := range rows {
+				nodes[i] = r.Node
+			}
+			return out.nodes(nodes)
+		}
 		var nodes []store.Node
 		if err := c.do(ctx, http.MethodGet, "/nodes", nil, &nodes); err != nil {
 			return err
@@ -167,6 +187,13 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return c.do(ctx, http.MethodDelete, "/discovered/"+url.PathEscape(*mac), nil, nil)
 	case "discovered":
+		if q, ok := filters.query(fs); ok {
+			ds, err := listPages[httpd.Discovered](ctx, c, "/discovered", q, *filters.limit)
+			if err != nil {
+				return err
+			}
+			return out.discovered(ds)
+		}
 		var ds []httpd.Discovered
 		if err := c.do(ctx, http.MethodGet, "/discovered", nil, &ds); err != nil {
 			return err
@@ -175,6 +202,62 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprint(stderr, nodeUsage)
 	return fmt.Errorf("%w: unknown node command %q", errUsage, sub)
+}
+
+// listFlags are the filters of node list and node discovered.
+type listFlags struct {
+	search, state, sort, order *string
+	limit                      *int
+}
+
+func addListFlags(fs *flag.FlagSet) listFlags {
+	return listFlags{
+		search: fs.String("search", "", "list, discovered: terms that must all match (MAC or fragment, farm id, network, IP)"),
+		state:  fs.String("state", "", "list, discovered: known, unknown, stuck or booted"),
+		sort:   fs.String("sort", "", "list, discovered: column to sort by"),
+		order:  fs.String("order", "", "list, discovered: asc or desc"),
+		limit:  fs.Int("limit", 0, "list, discovered: print at most this many rows"),
+	}
+}
+
+// query is the list parameters named on the command line; ok is false when none is (the
+// command then asks for the plain list, as before filters existed). The server validates
+// the values and says what is wrong.
+func (l listFlags) query(fs *flag.FlagSet) (url.Values, bool) {
+	q := url.Values{}
+	for name, v := range map[string]*string{"q": l.search, "state": l.state, "sort": l.sort, "order": l.order} {
+		if *v != "" {
+			q.Set(name, *v)
+		}
+	}
+	if flagWasSet(fs, "limit") {
+		q.Set("limit", strconv.Itoa(*l.limit))
+	}
+	return q, len(q) > 0
+}
+
+// listPages fetches the rows matching q page by page: at most limit of them, or all when
+// limit is 0.
+func listPages[T any](ctx context.Context, c *adminClient, path string, q url.Values, limit int) ([]T, error) {
+	var out []T
+	if limit == 0 {
+		q.Set("limit", strconv.Itoa(httpd.MaxListLimit))
+	}
+	for {
+		var p httpd.ListPage[T]
+		if err := c.do(ctx, http.MethodGet, path+"?"+q.Encode(), nil, &p); err != nil {
+			return nil, err
+		}
+		out = append(out, p.Items...)
+		if p.Next == "" || (limit > 0 && len(out) >= limit) {
+			break
+		}
+		q.Set("cursor", p.Next)
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }
 
 // connFlags are the flags every command that talks to the daemon takes.
@@ -412,10 +495,10 @@ func (p printer) discovered(ds []httpd.Discovered) error {
 		return p.encode(ds)
 	}
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MAC\tKNOWN\tARCH\tIP\tFIRST SEEN\tLAST SEEN\tCOUNT")
+	fmt.Fprintln(tw, "MAC\tKNOWN\tARCH\tIP\tFIRST SEEN\tLAST SEEN\tCOUNT\tLAST STAGE\tSTUCK")
 	for _, d := range ds {
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%d\n", term(d.MAC), d.Known, term(d.Arch), term(d.IP),
-			d.FirstSeen.Format(time.RFC3339), d.LastSeen.Format(time.RFC3339), d.Count)
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%d\t%s\t%v\n", term(d.MAC), d.Known, term(d.Arch), term(d.IP),
+			d.FirstSeen.Format(time.RFC3339), d.LastSeen.Format(time.RFC3339), d.Count, term(d.LastStage), d.Stuck)
 	}
 	return tw.Flush()
 }

@@ -278,6 +278,56 @@ func TestNodeForgetAndRm(t *testing.T) {
 	}
 }
 
+// node list and node discovered take the admin API's filters, and print every matching row
+// across pages.
+func TestNodeListFilters(t *testing.T) {
+	d := startDaemon(t)
+	for _, n := range [][3]string{{"52:54:00:bb:00:01", "test", "7"}, {"52:54:00:bb:00:02", "test", "7"}, {"52:54:00:bb:00:03", "test", "1234"}} {
+		if out, err := d.cli(t, "node", "add", "--mac", n[0], "--network", n[1], "--farm", n[2]); err != nil {
+			t.Fatalf("node add: %v\n%s", err, out)
+		}
+	}
+	for _, mac := range []string{"52:54:00:bb:00:01", "52:54:00:bb:00:09"} {
+		resp, err := http.Get(d.base + "/provision/" + mac)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	tests := map[string]struct {
+		args      []string
+		want, not []string
+	}{
+		"farm":            {[]string{"list", "--search", "7"}, []string{"bb:00:01", "bb:00:02"}, []string{"bb:00:03"}},
+		"MAC fragment":    {[]string{"list", "--search", "BB-00-03"}, []string{"bb:00:03"}, []string{"bb:00:01"}},
+		"sorted, limited": {[]string{"list", "--sort", "farm", "--order", "desc", "--limit", "1"}, []string{"bb:00:03"}, []string{"bb:00:01", "bb:00:02"}},
+		"unknown":         {[]string{"discovered", "--state", "unknown"}, []string{"bb:00:09", "script_served"}, []string{"bb:00:01"}},
+		"known":           {[]string{"discovered", "--state", "known"}, []string{"bb:00:01"}, []string{"bb:00:09"}},
+		"no filter":       {[]string{"list"}, []string{"bb:00:01", "bb:00:02", "bb:00:03"}, nil},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			out, err := d.cli(t, append([]string{"node"}, tc.args...)...)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("%q missing:\n%s", w, out)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(out, n) {
+					t.Errorf("%q listed:\n%s", n, out)
+				}
+			}
+		})
+	}
+	if out, err := d.cli(t, "node", "list", "--state", "lost"); err == nil || !strings.Contains(err.Error()+out, "accepted: known, unknown, stuck, booted") {
+		t.Errorf("bad state: %v\n%s", err, out)
+	}
+}
+
 // Values that came from the network are printed escaped: a terminal escape or a tab never
 // reaches the operator's terminal as such, and cannot forge a table row.
 func TestPrinterEscapesNetworkValues(t *testing.T) {
