@@ -147,7 +147,7 @@ func TestKernelCLI(t *testing.T) {
 	if out, err := d.cli(t, "kernel", "default", "--network", "prod", "--name", "zos-v3.5.efi"); err != nil || !strings.Contains(out, "prod boots zos-v3.5.efi") {
 		t.Fatalf("default: %v\n%s", err, out)
 	}
-	if code, _, body := get(t, d.base+"/ipxe/prod/1"); code != 200 || !strings.Contains(body, "/kernel/net/prod.efi?mac=${net${netidx}/mac:hexhyp} version=v3 runmode=prod") {
+	if code, _, body := get(t, d.base+"/ipxe/prod/1"); code != 200 || !strings.Contains(body, "/kernel/net/prod.efi?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=prod") {
 		t.Fatalf("/ipxe/prod/1 after default: %d\n%s", code, body)
 	}
 	if code, _, body := get(t, d.base+"/kernel/net/prod.efi"); code != 200 || body != payload {
