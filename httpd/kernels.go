@@ -24,6 +24,9 @@ type Kernels interface {
 	Exists(name string) bool
 	// Default is the kernel net/<network>.efi points at, "" if none.
 	Default(network string) string
+	// DefaultFor is the kernel a network's default link for an architecture
+	// (ipxe.DefaultKernel) points at, "" if none.
+	DefaultFor(network, arch string) string
 	// List describes the kernel files and what each of networks boots.
 	List(networks []string) (kernels.KernelList, error)
 	// Put stores a kernel atomically, checked against a sha256 in hex ("" accepts any).
@@ -32,20 +35,31 @@ type Kernels interface {
 	Remove(name string, inUse func(name string) ([]string, error)) error
 	// SetDefault points net/<network>.efi at a kernel atomically.
 	SetDefault(network, name string) error
+	// SetDefaultFor points a network's default link for an architecture at a kernel
+	// atomically.
+	SetDefaultFor(network, arch, name string) error
 }
 
 // NetworkInfo is one entry of the public GET /api/v1/networks.
 type NetworkInfo struct {
 	Name    string `json:"name"`
 	Display string `json:"display"`
-	Kernel  string `json:"kernel"`
+	// Kernel is what x86-64 nodes boot (net/<network>.efi), KernelArm64 what arm64 nodes
+	// boot (net/<network>-arm64.efi); "" when the link is missing.
+	Kernel      string `json:"kernel"`
+	KernelArm64 string `json:"kernel_arm64"`
+}
+
+func (a *api) networkInfo(name, display string) NetworkInfo {
+	return NetworkInfo{Name: name, Display: display, Kernel: a.kernels.DefaultFor(name, ipxe.ArchX86),
+		KernelArm64: a.kernels.DefaultFor(name, ipxe.ArchARM64)}
 }
 
 func (a *api) publicNetworks(c *gin.Context) {
 	nets := a.live.networks()
 	out := make([]NetworkInfo, 0, len(nets))
 	for _, name := range networkNames(nets) {
-		out = append(out, NetworkInfo{Name: name, Display: nets[name], Kernel: a.kernels.Default(name)})
+		out = append(out, a.networkInfo(name, nets[name]))
 	}
 	c.JSON(http.StatusOK, out)
 }
@@ -104,8 +118,11 @@ func (a *api) apiDeleteKernel(c *gin.Context) {
 func (a *api) kernelUsers(name string) ([]string, error) {
 	var users []string
 	for _, net := range networkNames(a.live.networks()) {
-		if a.kernels.Default(net) == name {
+		if a.kernels.DefaultFor(net, ipxe.ArchX86) == name {
 			users = append(users, "network "+net)
+		}
+		if a.kernels.DefaultFor(net, ipxe.ArchARM64) == name {
+			users = append(users, "network "+net+" (arm64)")
 		}
 	}
 	nodes, err := a.nodes.ListNodes()
@@ -120,8 +137,9 @@ func (a *api) kernelUsers(name string) ([]string, error) {
 	return users, nil
 }
 
-// apiSetNetworkKernel points net/<network>.efi at a kernel; a node fetching the kernel
-// meanwhile gets the old one or the new one.
+// apiSetNetworkKernel points net/<network>.efi ("arch" absent or x86_64) or
+// net/<network>-arm64.efi ("arch": "arm64") at a kernel; a node fetching the kernel meanwhile
+// gets the old one or the new one.
 func (a *api) apiSetNetworkKernel(c *gin.Context) {
 	network := c.Param("network")
 	display, ok := a.live.networks()[network]
@@ -131,15 +149,21 @@ func (a *api) apiSetNetworkKernel(c *gin.Context) {
 	}
 	var in struct {
 		Kernel string `json:"kernel"`
+		Arch   string `json:"arch"`
 	}
 	if err := c.ShouldBindJSON(&in); err != nil {
 		a.apiFail(c, fmt.Errorf("%w: %v", errBadInput, err))
 		return
 	}
-	if err := a.kernels.SetDefault(network, in.Kernel); err != nil {
+	arch, err := ipxe.ParseArch(in.Arch)
+	if err != nil {
 		a.apiFail(c, err)
 		return
 	}
-	a.log.Info("network kernel set", "network", network, "kernel", in.Kernel)
-	c.JSON(http.StatusOK, NetworkInfo{Name: network, Display: display, Kernel: a.kernels.Default(network)})
+	if err := a.kernels.SetDefaultFor(network, arch, in.Kernel); err != nil {
+		a.apiFail(c, err)
+		return
+	}
+	a.log.Info("network kernel set", "network", network, "arch", arch, "kernel", in.Kernel)
+	c.JSON(http.StatusOK, a.networkInfo(network, display))
 }

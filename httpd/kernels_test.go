@@ -67,12 +67,43 @@ func TestKernelAdmin(t *testing.T) {
 		t.Errorf("unknown network: %d", code)
 	}
 
+	// The arm64 default is its own link, and the scripts send arm64 iPXE to it.
+	for in, want := range map[string]string{`{"kernel":"zos-v4.efi","arch":"riscv64"}`: "architecture", `{"kernel":"nope.efi","arch":"arm64"}`: "not found"} {
+		if code, body := do(t, c, "PUT", api+"/networks/test/kernel", in); code != 400 || !strings.Contains(body, want) {
+			t.Errorf("set default %s: %d %s, want 400 naming %q", in, code, body, want)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(f.kernels, "net", "test-arm64.efi")); err == nil {
+		t.Fatal("a refused arm64 default made a link")
+	}
+	if code, _, body := get(t, f.base+"/ipxe/test/1"); code != 200 || !strings.Contains(body, "iseq ${buildarch} arm64 && goto no_kernel ||") {
+		t.Fatalf("script without an arm64 kernel: %d\n%s", code, body)
+	}
+	code, body = do(t, c, "PUT", api+"/networks/test/kernel", `{"kernel":"zos-v3.efi","arch":"arm64"}`)
+	if code != 200 || !strings.Contains(body, `"kernel":"zos-v4.efi","kernel_arm64":"zos-v3.efi"`) {
+		t.Fatalf("set arm64 default: %d %s", code, body)
+	}
+	if target, _ := os.Readlink(filepath.Join(f.kernels, "net", "test-arm64.efi")); target != "../zos-v3.efi" {
+		t.Fatalf("net/test-arm64.efi -> %q", target)
+	}
+	if code, _, body := get(t, f.base+"/ipxe/test/1"); code != 200 ||
+		!strings.Contains(body, "iseq ${buildarch} arm64 && set kernel "+f.base+"/kernel/net/test-arm64.efi || set kernel "+f.base+"/kernel/net/test.efi\n") {
+		t.Fatalf("script with both kernels: %d\n%s", code, body)
+	}
+	if code, body := do(t, c, "DELETE", api+"/kernels/zos-v3.efi", ""); code != 409 || !strings.Contains(body, "network test (arm64)") {
+		t.Fatalf("delete the arm64 default: %d %s", code, body)
+	}
+	if err := os.Remove(filepath.Join(f.kernels, "net", "test-arm64.efi")); err != nil {
+		t.Fatal(err)
+	}
+
 	code, body = do(t, c, "GET", api+"/kernels", "")
 	var list kernels.KernelList
 	if err := json.Unmarshal([]byte(body), &list); err != nil || code != 200 {
 		t.Fatalf("list: %d %s", code, body)
 	}
-	if len(list.Kernels) != 2 || list.Networks["test"] != "zos-v4.efi" || list.Networks["prod"] != "" {
+	if len(list.Kernels) != 2 || list.Networks["test"] != "zos-v4.efi" || list.Networks["prod"] != "" ||
+		list.NetworksArm64["test"] != "" || len(list.NetworksArm64) != len(list.Networks) {
 		t.Fatalf("list: %+v", list)
 	}
 	for _, k := range list.Kernels {
@@ -99,7 +130,7 @@ func TestKernelAdmin(t *testing.T) {
 	}
 	// Public network list, no token needed.
 	code, _, body = get(t, f.base+"/api/v1/networks")
-	if code != 200 || !strings.Contains(body, `{"name":"test","display":"testing (v3)","kernel":"zos-v4.efi"}`) {
+	if code != 200 || !strings.Contains(body, `{"name":"test","display":"testing (v3)","kernel":"zos-v4.efi","kernel_arm64":""}`) {
 		t.Fatalf("networks: %d %s", code, body)
 	}
 }

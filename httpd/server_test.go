@@ -117,11 +117,11 @@ func TestIPXEEndpoint(t *testing.T) {
 		code     int
 		contains []string
 	}{
-		"network only":    {"/ipxe/test", 200, []string{"#!ipxe", "imgfetch --name zos " + "BASE/kernel/net/test.efi?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test"}},
+		"network only":    {"/ipxe/test", 200, []string{"#!ipxe", "set kernel BASE/kernel/net/test.efi\n", "imgfetch --name zos ${kernel}?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test"}},
 		"farm":            {"/ipxe/test/42", 200, []string{"nomodeset panic=7200 version=v3 runmode=test farmer_id=42"}},
 		"extra":           {"/ipxe/test/42/console=ttyS0%20zos-debug", 200, []string{"farmer_id=42 console=ttyS0 zos-debug\n"}},
 		"slash in extra":  {"/ipxe/test/42/root=___dev___sda", 200, []string{"farmer_id=42 root=/dev/sda\n"}},
-		"kernel override": {"/ipxe/test/42/x=1/zos-v3.efi", 200, []string{"BASE/kernel/zos-v3.efi?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3"}},
+		"kernel override": {"/ipxe/test/42/x=1/zos-v3.efi", 200, []string{"set kernel BASE/kernel/zos-v3.efi\n", "${kernel}?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3"}},
 		"trailing slash":  {"/ipxe/test/42/", 200, []string{"farmer_id=42"}},
 		"unknown network": {"/ipxe/mainnet/1", 404, []string{`unknown network: "mainnet"`, "prod, test"}},
 		"no kernel":       {"/ipxe/prod/1", 404, []string{"kernel file not found: net/prod.efi"}},
@@ -178,7 +178,8 @@ func TestProvision(t *testing.T) {
 		_, err := f.db.CreateNode(store.Node{MAC: mac, Network: "test", Farm: 42, Args: "console=ttyS0"})
 		must(t, err)
 		code, _, body := get(t, f.base+"/provision/"+strings.ToUpper(mac))
-		if code != 200 || !strings.Contains(body, "kernel/net/test.efi?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test farmer_id=42 console=ttyS0") {
+		if code != 200 || !strings.Contains(body, "/kernel/net/test.efi\n") ||
+			!strings.Contains(body, "${kernel}?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test farmer_id=42 console=ttyS0") {
 			t.Fatalf("record: %d\n%s", code, body)
 		}
 	})

@@ -107,7 +107,7 @@ func TestTLSListener(t *testing.T) {
 		contains string
 	}{
 		"health":              {"/healthz", nil, 200, "ok"},
-		"script names https":  {"/ipxe/test/42", nil, 200, "imgfetch --name zos " + base + "/kernel/net/test.efi?mac="},
+		"script names https":  {"/ipxe/test/42", nil, 200, "set kernel " + base + "/kernel/net/test.efi\n"},
 		"kernel":              {"/kernel/zos-v3.efi", nil, 200, "MZ kernel bytes"},
 		"admin with token":    {"/api/v1/nodes", []string{"Authorization", "Bearer 0123456789abcdef0123"}, 200, "[]"},
 		"admin without token": {"/api/v1/nodes", nil, 401, ""},

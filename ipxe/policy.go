@@ -3,7 +3,6 @@ package ipxe
 import (
 	"errors"
 	"fmt"
-	"path"
 	"strings"
 )
 
@@ -20,7 +19,7 @@ type BootRequest struct {
 	Network string
 	Farm    uint64 // 0: not given
 	Args    string
-	Kernel  string // "": the network's default, net/<network>.efi
+	Kernel  string // "": the network's defaults, net/<network>.efi and net/<network>-arm64.efi
 }
 
 // KernelSet tells which kernel files a boot can use; *kernels.Dir is one. The policy needs
@@ -67,23 +66,36 @@ type Decision struct {
 }
 
 // Boot is the script for req, its kernel fetched from Base/kernel/…: the one code path of
-// /ipxe/, /provision/ and the boot media, served or built offline. The kernel must exist.
+// /ipxe/, /provision/ and the boot media, served or built offline. An override kernel must
+// exist, and boots whatever the node's architecture; without one, the script picks the
+// network's default for the architecture iPXE was built for, and at least one of them must
+// exist (a node whose architecture has none is told so on its console).
 func (p Policy) Boot(req BootRequest) ([]byte, error) {
 	display, ok := p.Networks[req.Network]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownNetwork, req.Network)
 	}
-	kernel, err := KernelFor(p.Kernels, req.Network, req.Kernel)
-	if err != nil {
-		return nil, err
+	b := Boot{Network: req.Network, NetworkName: display, Farm: req.Farm, Args: req.Args}
+	if req.Kernel != "" {
+		kernel, err := KernelFor(p.Kernels, req.Network, req.Kernel)
+		if err != nil {
+			return nil, err
+		}
+		b.KernelURL = p.base() + "/kernel/" + kernel
+		b.KernelURLArm64 = b.KernelURL
+	} else {
+		x86, arm64, err := DefaultKernels(p.Kernels, req.Network)
+		if err != nil {
+			return nil, err
+		}
+		if x86 != "" {
+			b.KernelURL = p.base() + "/kernel/" + x86
+		}
+		if arm64 != "" {
+			b.KernelURLArm64 = p.base() + "/kernel/" + arm64
+		}
 	}
-	return p.Scripts.Render(Boot{
-		Network:     req.Network,
-		NetworkName: display,
-		Farm:        req.Farm,
-		Args:        req.Args,
-		KernelURL:   p.base() + "/kernel/" + kernel,
-	})
+	return p.Scripts.Render(b)
 }
 
 // Provision decides what mac boots: its record (rec; nil when it has none) if that can boot,
@@ -118,12 +130,12 @@ func (p Policy) Provision(mac string, rec *BootRequest, lookupErr error) (Decisi
 
 func (p Policy) base() string { return strings.TrimSuffix(p.Base, "/") }
 
-// KernelFor names the kernel file a boot of network uses (override, or the network's default
-// net/<network>.efi) and checks that kernels has it.
+// KernelFor names the kernel file a boot of network uses (override, or the network's x86-64
+// default net/<network>.efi) and checks that kernels has it.
 func KernelFor(kernels KernelSet, network, override string) (string, error) {
 	name := override
 	if name == "" {
-		name = path.Join("net", network+".efi")
+		name = DefaultKernel(network, ArchX86)
 	}
 	if err := ValidateKernel(name); err != nil {
 		return "", err
@@ -134,4 +146,27 @@ func KernelFor(kernels KernelSet, network, override string) (string, error) {
 		return "", fmt.Errorf("%w: %s", ErrNoKernel, name)
 	}
 	return name, nil
+}
+
+// DefaultKernels names the network's default kernels that kernels has: net/<network>.efi
+// (x86-64) and net/<network>-arm64.efi, "" for a missing one. Neither: ErrNoKernel.
+func DefaultKernels(kernels KernelSet, network string) (x86, arm64 string, err error) {
+	if err := ValidateNetwork(network); err != nil {
+		return "", "", err
+	}
+	x86, arm64 = DefaultKernel(network, ArchX86), DefaultKernel(network, ArchARM64)
+	if kernels == nil {
+		return "", "", fmt.Errorf("%w: %s", ErrNoKernel, x86)
+	}
+	if !kernels.Exists(x86) {
+		x86 = ""
+	}
+	if !kernels.Exists(arm64) {
+		arm64 = ""
+	}
+	if x86 == "" && arm64 == "" {
+		// Only the names: where the kernels directory is is the operator's business.
+		return "", "", fmt.Errorf("%w: %s (nor %s)", ErrNoKernel, DefaultKernel(network, ArchX86), DefaultKernel(network, ArchARM64))
+	}
+	return x86, arm64, nil
 }

@@ -26,7 +26,12 @@ type Boot struct {
 	NetworkName string // display name: "production (v3)"
 	Farm        uint64
 	Args        string // extra kernel arguments from the URL or the node record
-	KernelURL   string // absolute http(s) URL of the kernel
+	// KernelURL is the absolute http(s) URL of the kernel x86 iPXE boots (${buildarch}
+	// x86_64, or i386 for the BIOS builds), KernelURLArm64 the one arm64 iPXE boots. "" means
+	// that architecture has no kernel: the script says so on the console instead. Equal
+	// URLs (a node's own kernel) boot on any architecture.
+	KernelURL      string
+	KernelURLArm64 string
 }
 
 // ScriptConfig holds the parts of every script that come from configuration.
@@ -106,8 +111,16 @@ func (s *Scripts) Render(b Boot) ([]byte, error) {
 	if err := ValidateArgs(b.Args); err != nil {
 		return nil, err
 	}
-	if err := ValidateURL(b.KernelURL); err != nil {
-		return nil, err
+	if b.KernelURL == "" && b.KernelURLArm64 == "" {
+		return nil, fmt.Errorf("%w: a boot script needs a kernel URL", ErrNoKernel)
+	}
+	for _, u := range []string{b.KernelURL, b.KernelURLArm64} {
+		if u == "" {
+			continue
+		}
+		if err := ValidateURL(u); err != nil {
+			return nil, err
+		}
 	}
 	return s.exec(s.boot, map[string]any{
 		"Boot":    b,

@@ -46,6 +46,27 @@ func TestScriptsGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "boot.ipxe", boot)
+	// Both default kernels: the script picks one by ${buildarch}.
+	arches, err := s.Render(Boot{Network: "test", NetworkName: "testing (v3)", Farm: 42, Args: "console=ttyAMA0",
+		KernelURL: "http://10.0.0.1:8080/kernel/net/test.efi", KernelURLArm64: "http://10.0.0.1:8080/kernel/net/test-arm64.efi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "boot-arches.ipxe", arches)
+	// Only an arm64 kernel: x86 iPXE is told how to set one.
+	arm, err := s.Render(Boot{Network: "test", NetworkName: "testing (v3)", Farm: 42,
+		KernelURLArm64: "http://10.0.0.1:8080/kernel/net/test-arm64.efi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "boot-arm64-only.ipxe", arm)
+	// A node's own kernel boots on any architecture: no choice in the script.
+	own, err := s.Render(Boot{Network: "test", NetworkName: "testing (v3)", Farm: 42,
+		KernelURL: "http://10.0.0.1:8080/kernel/zos-v3.efi", KernelURLArm64: "http://10.0.0.1:8080/kernel/zos-v3.efi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "boot-own-kernel.ipxe", own)
 	wait, err := s.Wait("52:54:00:aa:bb:cc", "http://10.0.0.1:8080/provision/52:54:00:aa:bb:cc")
 	if err != nil {
 		t.Fatal(err)
@@ -107,6 +128,8 @@ func TestRenderRefusesUnsafe(t *testing.T) {
 		"backslash escapes":   func(b *Boot) { b.Args = `a\nb` },
 		"url with newline":    func(b *Boot) { b.KernelURL = "http://10.0.0.1/k\nreboot" },
 		"url with semicolon":  func(b *Boot) { b.KernelURL = "http://10.0.0.1/k;reboot" },
+		"arm64 url unsafe":    func(b *Boot) { b.KernelURLArm64 = "http://10.0.0.1/k\nreboot" },
+		"arm64 url expansion": func(b *Boot) { b.KernelURLArm64 = "http://10.0.0.1/${x}" },
 		"display with dollar": func(b *Boot) { b.NetworkName = "${x}" },
 	}
 	s := testScripts(t)

@@ -253,6 +253,10 @@ func (c *Config) validate() error {
 			return fmt.Errorf("networks.%s: display name: %w", name, err)
 		}
 	}
+	// net/<n>-arm64.efi is n's arm64 kernel: no network may be called <n>-arm64 beside n.
+	if err := ipxe.CheckNetworkNames(c.Networks); err != nil {
+		return fmt.Errorf("networks: %w", err)
+	}
 	if c.Paths.Data == "" {
 		return errors.New("paths.data: must be set")
 	}

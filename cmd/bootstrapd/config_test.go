@@ -71,6 +71,7 @@ func TestConfigErrors(t *testing.T) {
 		"absent interface":   {paths + "dhcp: {interfaces: [nosuch0]}\n", ""}, // checked by serve, not by validate
 		"bad network name":   {paths + "networks: {Prod: x}\n", "networks"},
 		"unsafe display":     {paths + "networks: {prod: 'a;b'}\n", "networks.prod"},
+		"arm64 link clash":   {paths + "networks: {prod: x, prod-arm64: y}\n", "net/prod-arm64.efi"},
 		"default unknown":    {paths + "default_node: {network: main, farm: 1}\n", "default_node.network"},
 		"default no farm":    {paths + "default_node: {network: prod}\n", "default_node.farm"},
 		"default args":       {paths + "default_node: {args: 'a${b}'}\n", "default_node.args"},

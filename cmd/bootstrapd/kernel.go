@@ -18,16 +18,19 @@ import (
 	"time"
 
 	"github.com/threefoldtech/bootstrapd/httpd"
+	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/store/kernels"
 )
 
 const kernelUsage = `Usage: bootstrapd kernel <command> [flags]
 
 Commands (they talk to the running daemon's admin API):
-  list                          kernel files (size, sha256) and the kernel each network boots
+  list                          kernel files (size, sha256) and the kernels each network boots
   upload FILE [--name NAME]     upload a kernel (sha256 checked by the daemon; atomic)
   rm --name NAME                delete a kernel no network or node boots
-  default --network N --name NAME   point net/<N>.efi at a kernel (atomic)
+  default --network N --name NAME [--arch arm64]
+                                point net/<N>.efi (x86-64 nodes) or net/<N>-arm64.efi
+                                (arm64 nodes) at a kernel (atomic)
 
 Connection flags as for bootstrapd node: --config, --socket, --server, --token-file, --json.
 `
@@ -47,6 +50,7 @@ func cmdKernel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	conn := addConnFlags(fs)
 	name := fs.String("name", "", "kernel file name in paths.kernels")
 	network := fs.String("network", "", "network whose default kernel to set")
+	arch := fs.String("arch", "", "architecture of the default to set: x86_64 (the default) or arm64")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -83,12 +87,20 @@ func cmdKernel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if *name == "" || *network == "" {
 			return fmt.Errorf("%w: kernel default needs --network and --name", errUsage)
 		}
+		a, err := ipxe.ParseArch(*arch)
+		if err != nil {
+			return fmt.Errorf("%w: --arch: %v", errUsage, err)
+		}
 		var info httpd.NetworkInfo
-		if err := c.do(ctx, http.MethodPut, "/networks/"+url.PathEscape(*network)+"/kernel", map[string]string{"kernel": *name}, &info); err != nil {
+		if err := c.do(ctx, http.MethodPut, "/networks/"+url.PathEscape(*network)+"/kernel", map[string]string{"kernel": *name, "arch": a}, &info); err != nil {
 			return err
 		}
 		if out.json {
 			return out.encode(info)
+		}
+		if a == ipxe.ArchARM64 {
+			fmt.Fprintf(stdout, "%s boots %s on arm64\n", info.Name, info.KernelArm64)
+			return nil
 		}
 		fmt.Fprintf(stdout, "%s boots %s\n", info.Name, info.Kernel)
 		return nil
@@ -167,18 +179,21 @@ func (p printer) kernels(list kernels.KernelList) error {
 	for _, k := range list.Kernels {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", k.Name, k.Size, k.MTime.Format(time.RFC3339), k.SHA256)
 	}
-	fmt.Fprintln(tw, "\nNETWORK\tBOOTS")
+	fmt.Fprintln(tw, "\nNETWORK\tBOOTS (x86-64)\tARM64")
 	nets := make([]string, 0, len(list.Networks))
 	for n := range list.Networks {
 		nets = append(nets, n)
 	}
 	slices.Sort(nets)
 	for _, n := range nets {
-		k := list.Networks[n]
+		k, arm := list.Networks[n], list.NetworksArm64[n]
 		if k == "" {
 			k = "(none: net/" + n + ".efi is missing)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\n", n, k)
+		if arm == "" {
+			arm = "(none: net/" + n + "-arm64.efi is missing)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", n, k, arm)
 	}
 	return tw.Flush()
 }

@@ -52,7 +52,8 @@ func fetch(t *testing.T, url string) []byte {
 func TestMediaCommandMatchesEndpoint(t *testing.T) {
 	d := startDaemon(t, daemonOpts{publicURL: "http://boot.example.org:8080", ipxeDir: realIPXEDir(t)})
 	script := fetch(t, d.base+"/ipxe/test/42/console=ttyS0")
-	if !bytes.Contains(script, []byte("http://boot.example.org:8080/kernel/net/test.efi?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test farmer_id=42 console=ttyS0")) {
+	if !bytes.Contains(script, []byte("set kernel http://boot.example.org:8080/kernel/net/test.efi\n")) ||
+		!bytes.Contains(script, []byte("${kernel}?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test farmer_id=42 console=ttyS0")) {
 		t.Fatalf("script does not use public_url:\n%s", script)
 	}
 	for _, tc := range []struct{ kind, path string }{

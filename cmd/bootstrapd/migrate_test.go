@@ -122,7 +122,8 @@ func TestMigrate(t *testing.T) {
 	must(err)
 	script, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(script), "/kernel/net/test.efi?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test farmer_id=42 console=ttyS0 ||") {
+	if !strings.Contains(string(script), "/kernel/net/test.efi\n") ||
+		!strings.Contains(string(script), "${kernel}?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test farmer_id=42 console=ttyS0 ||") {
 		t.Fatalf("migrated node's script:\n%s", script)
 	}
 	resp, err = http.Get(d.base + "/kernel/net/test.efi")

@@ -44,21 +44,25 @@ func TestServeLoopback(t *testing.T) {
 	}
 	// Every field of the record reaches the kernel line.
 	if code, _, body := get(t, d.base+"/provision/52-54-00-00-10-01"); code != 200 ||
-		!strings.Contains(body, d.base+"/kernel/zos.efi?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test farmer_id=4242 console=ttyS0 zos-debug") {
+		!strings.Contains(body, "set kernel "+d.base+"/kernel/zos.efi\n") ||
+		!strings.Contains(body, "${kernel}?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test farmer_id=4242 console=ttyS0 zos-debug") {
 		t.Fatalf("known MAC: %d\n%s", code, body)
 	}
 	if code, _, body := get(t, d.base+"/provision/52:54:00:00:10:02"); code != 200 || !strings.Contains(body, "MAC 52:54:00:00:10:02) has no boot record") {
 		t.Fatalf("unknown MAC without default_node: %d\n%s", code, body)
 	}
-	for path, want := range map[string]string{
-		"/ipxe/test":                         "kernel/net/test.efi?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test",
-		"/ipxe/test/7":                       "panic=7200 version=v3 runmode=test farmer_id=7",
-		"/ipxe/test/7/console=ttyS0":         "farmer_id=7 console=ttyS0",
-		"/ipxe/test/7/console=ttyS0/zos.efi": "kernel/zos.efi?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test farmer_id=7 console=ttyS0",
-		"/ipxe/test/7/root=___dev___ram0":    "farmer_id=7 root=/dev/ram0",
+	for path, wants := range map[string][]string{
+		"/ipxe/test":                         {"/kernel/net/test.efi\n", "${kernel}?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test"},
+		"/ipxe/test/7":                       {"panic=7200 version=v3 runmode=test farmer_id=7"},
+		"/ipxe/test/7/console=ttyS0":         {"farmer_id=7 console=ttyS0"},
+		"/ipxe/test/7/console=ttyS0/zos.efi": {"set kernel " + d.base + "/kernel/zos.efi\n", "${kernel}?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=test farmer_id=7 console=ttyS0"},
+		"/ipxe/test/7/root=___dev___ram0":    {"farmer_id=7 root=/dev/ram0"},
 	} {
-		if code, _, body := get(t, d.base+path); code != 200 || !strings.Contains(body, want) {
-			t.Errorf("GET %s = %d, want 200 with %q:\n%s", path, code, want, body)
+		code, _, body := get(t, d.base+path)
+		for _, want := range wants {
+			if code != 200 || !strings.Contains(body, want) {
+				t.Errorf("GET %s = %d, want 200 with %q:\n%s", path, code, want, body)
+			}
 		}
 	}
 	for path, want := range map[string]int{
@@ -147,15 +151,35 @@ func TestKernelCLI(t *testing.T) {
 	if out, err := d.cli(t, "kernel", "default", "--network", "prod", "--name", "zos-v3.5.efi"); err != nil || !strings.Contains(out, "prod boots zos-v3.5.efi") {
 		t.Fatalf("default: %v\n%s", err, out)
 	}
-	if code, _, body := get(t, d.base+"/ipxe/prod/1"); code != 200 || !strings.Contains(body, "/kernel/net/prod.efi?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=prod") {
+	if code, _, body := get(t, d.base+"/ipxe/prod/1"); code != 200 || !strings.Contains(body, "/kernel/net/prod.efi\n") || !strings.Contains(body, "${kernel}?mac=${net${netidx}/mac:hexhyp} nomodeset panic=7200 version=v3 runmode=prod") {
 		t.Fatalf("/ipxe/prod/1 after default: %d\n%s", code, body)
 	}
 	if code, _, body := get(t, d.base+"/kernel/net/prod.efi"); code != 200 || body != payload {
 		t.Fatalf("kernel bytes: %d, %d bytes", code, len(body))
 	}
 	out, err := d.cli(t, "kernel", "list")
-	if err != nil || !strings.Contains(out, "zos-v3.5.efi") || !regexpMatch(`prod\s+zos-v3.5.efi`, out) {
+	if err != nil || !strings.Contains(out, "zos-v3.5.efi") || !regexpMatch(`prod\s+zos-v3.5.efi\s+\(none: net/prod-arm64.efi is missing\)`, out) {
 		t.Fatalf("list: %v\n%s", err, out)
+	}
+	// The arm64 default: its own link, shown beside the x86-64 one, and the script picks it
+	// for arm64 iPXE.
+	if out, err := d.cli(t, "kernel", "default", "--network", "prod", "--arch", "sparc", "--name", "zos-v3.5.efi"); err == nil || !strings.Contains(err.Error(), "--arch") {
+		t.Fatalf("default --arch sparc: %v\n%s", err, out)
+	}
+	if out, err := d.cli(t, "kernel", "default", "--network", "prod", "--arch", "arm64", "--name", "zos-v3.5.efi"); err != nil || !strings.Contains(out, "prod boots zos-v3.5.efi on arm64") {
+		t.Fatalf("default --arch arm64: %v\n%s", err, out)
+	}
+	if code, _, body := get(t, d.base+"/ipxe/prod/1"); code != 200 || !strings.Contains(body, "iseq ${buildarch} arm64 && set kernel "+d.base+"/kernel/net/prod-arm64.efi || set kernel "+d.base+"/kernel/net/prod.efi\n") {
+		t.Fatalf("/ipxe/prod/1 after the arm64 default: %d\n%s", code, body)
+	}
+	if out, err := d.cli(t, "kernel", "list"); err != nil || !regexpMatch(`prod\s+zos-v3.5.efi\s+zos-v3.5.efi\n`, out) {
+		t.Fatalf("list with the arm64 default: %v\n%s", err, out)
+	}
+	if out, err := d.cli(t, "kernel", "rm", "--name", "zos-v3.5.efi"); err == nil || !strings.Contains(err.Error(), "network prod (arm64)") {
+		t.Fatalf("rm of an arm64 default: %v\n%s", err, out)
+	}
+	if err := os.Remove(filepath.Join(d.dir, "kernels", "net", "prod-arm64.efi")); err != nil {
+		t.Fatal(err)
 	}
 	if out, err := d.cli(t, "kernel", "rm", "--name", "zos-v3.5.efi"); err == nil || !strings.Contains(err.Error(), "network prod") {
 		t.Fatalf("rm of a default: %v\n%s", err, out)

@@ -294,11 +294,16 @@
     if (state.networksError) {
       netMsg.textContent = state.networksError;
       netMsg.className = 'msg error';
-    } else if (net && !net.kernel) {
-      netMsg.textContent = `No kernel is set for ${net.name} (net/${net.name}.efi): its boots fail until one is set.`;
+    } else if (net && !net.kernel && !net.kernelArm64) {
+      netMsg.textContent = `No kernel is set for ${net.name} (net/${net.name}.efi, net/${net.name}-arm64.efi): its boots fail until one is set.`;
       netMsg.className = 'msg warn';
+    } else if (net) {
+      // The script picks the kernel by the CPU of the iPXE that runs it.
+      netMsg.textContent = (net.kernel ? `x86-64 nodes boot ${net.kernel}` : `x86-64 nodes: no kernel (net/${net.name}.efi)`) +
+        (net.kernelArm64 ? `; arm64 nodes boot ${net.kernelArm64}.` : `; arm64 nodes: no kernel (net/${net.name}-arm64.efi), they are told so on their console.`);
+      netMsg.className = 'msg help';
     } else {
-      netMsg.textContent = net && net.kernel ? `Boots ${net.kernel}.` : '';
+      netMsg.textContent = '';
       netMsg.className = 'msg help';
     }
 
@@ -321,7 +326,7 @@
 
   function networkOption(n) {
     const label = n.display && n.display !== n.name ? `${n.name} — ${n.display}` : n.name;
-    return el('option', { value: n.name }, n.kernel ? label : `${label} (no kernel)`);
+    return el('option', { value: n.name }, n.kernel || n.kernelArm64 ? label : `${label} (no kernel)`);
   }
 
   async function loadNetworks() {
@@ -329,7 +334,8 @@
       const list = await api('/api/v1/networks', { auth: false });
       if (!Array.isArray(list)) throw new APIError(0, 'unexpected answer from /api/v1/networks');
       state.networks = list.filter((n) => n && typeof n.name === 'string')
-        .map((n) => ({ name: n.name, display: String(n.display || ''), kernel: String(n.kernel || '') }));
+        .map((n) => ({ name: n.name, display: String(n.display || ''), kernel: String(n.kernel || ''),
+          kernelArm64: String(n.kernel_arm64 || '') }));
       state.networksError = state.networks.length ? '' : 'No network is configured (appliance.yaml: networks).';
     } catch (e) {
       state.networks = [];
@@ -657,20 +663,25 @@
     }
     const kernels = Array.isArray(data && data.kernels) ? data.kernels : [];
     const nets = data && data.networks && typeof data.networks === 'object' ? data.networks : {};
+    const arm = data && data.networks_arm64 && typeof data.networks_arm64 === 'object' ? data.networks_arm64 : {};
     const users = new Map();
-    for (const [net, k] of Object.entries(nets)) {
-      if (!k) continue;
-      if (!users.has(k)) users.set(k, []);
-      users.get(k).push(net);
+    for (const [list, suffix] of [[nets, ''], [arm, ' (arm64)']]) {
+      for (const [net, k] of Object.entries(list)) {
+        if (!k) continue;
+        if (!users.has(k)) users.set(k, []);
+        users.get(k).push(net + suffix);
+      }
     }
     const names = new Set([...state.networks.map((n) => n.name), ...Object.keys(nets)]);
     const netRows = [...names].sort().map((name) => {
       const k = Object.prototype.hasOwnProperty.call(nets, name) ? nets[name] : (networkByName(name) || {}).kernel;
       const n = networkByName(name);
+      const a = Object.prototype.hasOwnProperty.call(arm, name) ? arm[name] : (n || {}).kernelArm64;
       return el('tr', {},
         el('th', { scope: 'row' }, el('code', {}, name)),
         el('td', { text: n ? n.display : '' }),
-        el('td', {}, k ? el('code', {}, k) : badge('stuck', 'none', `net/${name}.efi is missing: this network cannot boot`)));
+        el('td', {}, k ? el('code', {}, k) : badge('stuck', 'none', `net/${name}.efi is missing: x86-64 nodes of this network cannot boot`)),
+        el('td', {}, a ? el('code', {}, a) : badge('unknown', 'none', `net/${name}-arm64.efi is missing: arm64 nodes of this network are told so`)));
     });
     $('#network-kernels tbody').replaceChildren(...netRows);
 

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/threefoldtech/bootstrapd/ipxe"
 )
 
 func TestFindEFISlotFor(t *testing.T) {
@@ -56,5 +58,36 @@ func TestFindEFISlotFor(t *testing.T) {
 	}
 	if _, err := findEFISlotFor(amd64, "sparc"); !errors.Is(err, ErrUnknownArch) {
 		t.Errorf("unknown architecture: %v, want ErrUnknownArch", err)
+	}
+}
+
+// A boot script with long values still fits a medium, whichever kernels it chooses between:
+// a 32-character network, both default kernels behind a long base URL (or a node's own
+// kernel of MaxKernelLen characters) and 256 characters of args (half of MaxArgsLen). The args appear twice (echo
+// and imgfetch), so MaxArgsLen of them does not fit: such a medium is refused with
+// ErrScriptTooLong, as it was before scripts chose a kernel by architecture.
+func TestLongestScriptFits(t *testing.T) {
+	s, err := ipxe.NewScripts(ipxe.ScriptConfig{ArgsSuffix: "nomodeset panic=7200", NTPServer: "pool.ntp.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	network := strings.Repeat("n", 32)
+	base := "https://bootstrap." + strings.Repeat("f", 40) + ".example.org:8443"
+	args := strings.Repeat("a", ipxe.MaxArgsLen/2)
+	for name, b := range map[string]ipxe.Boot{
+		"both defaults": {KernelURL: base + "/kernel/net/" + network + ".efi", KernelURLArm64: base + "/kernel/net/" + network + "-arm64.efi"},
+		"arm64 only":    {KernelURLArm64: base + "/kernel/net/" + network + "-arm64.efi"},
+		"x86 only":      {KernelURL: base + "/kernel/net/" + network + ".efi"},
+		"own kernel":    {KernelURL: base + "/kernel/" + strings.Repeat("k", ipxe.MaxKernelLen), KernelURLArm64: base + "/kernel/" + strings.Repeat("k", ipxe.MaxKernelLen)},
+	} {
+		b.Network, b.NetworkName, b.Farm, b.Args = network, "production network (v3)", 1<<64-1, args
+		script, err := s.Render(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := CheckScript(script); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		t.Logf("%s: %d of %d bytes", name, len(script), MaxScriptLen)
 	}
 }

@@ -42,8 +42,12 @@ type KernelInfo struct {
 // KernelList is the kernel files and what each network boots (GET /api/v1/kernels).
 type KernelList struct {
 	Kernels []KernelInfo `json:"kernels"`
-	// Networks maps each network to the kernel net/<network>.efi points at ("" if none).
+	// Networks maps each network to the kernel net/<network>.efi points at ("" if none): the
+	// x86-64 default.
 	Networks map[string]string `json:"networks"`
+	// NetworksArm64 maps each network to the kernel net/<network>-arm64.efi points at ("" if
+	// none): what arm64 nodes boot.
+	NetworksArm64 map[string]string `json:"networks_arm64"`
 }
 
 // Temporary names. Both start with ".", which no kernel name may (ipxe.ValidateKernel), so a
@@ -118,16 +122,18 @@ func (d *Dir) Exists(name string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// defaultLink is where a network's default lives.
-func defaultLink(network string) string { return path.Join(netDir, network+".efi") }
+// Default is the kernel net/<network>.efi (the x86-64 default) points at: DefaultFor with
+// ipxe.ArchX86.
+func (d *Dir) Default(network string) string { return d.DefaultFor(network, ipxe.ArchX86) }
 
-// Default is the kernel net/<network>.efi points at, relative to the directory: "" if the
-// link is missing or leaves the directory, the link itself if it is a plain file.
-func (d *Dir) Default(network string) string {
+// DefaultFor is the kernel network's default link for arch (ipxe.DefaultKernel:
+// net/<network>.efi, net/<network>-arm64.efi) points at, relative to the directory: "" if
+// the link is missing or leaves the directory, the link itself if it is a plain file.
+func (d *Dir) DefaultFor(network, arch string) string {
 	if ipxe.ValidateNetwork(network) != nil {
 		return ""
 	}
-	link := defaultLink(network)
+	link := ipxe.DefaultKernel(network, arch)
 	target, err := d.root.Readlink(link)
 	if err != nil {
 		if st, err := d.root.Lstat(link); err == nil && st.Mode().IsRegular() {
@@ -149,7 +155,8 @@ func (d *Dir) List(networks []string) (KernelList, error) {
 	if err != nil {
 		return KernelList{}, err
 	}
-	list := KernelList{Kernels: []KernelInfo{}, Networks: make(map[string]string, len(networks))}
+	list := KernelList{Kernels: []KernelInfo{}, Networks: make(map[string]string, len(networks)),
+		NetworksArm64: make(map[string]string, len(networks))}
 	for _, e := range entries {
 		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
 			continue
@@ -165,7 +172,8 @@ func (d *Dir) List(networks []string) (KernelList, error) {
 	}
 	d.hashes.keep(list.Kernels)
 	for _, n := range networks {
-		list.Networks[n] = d.Default(n)
+		list.Networks[n] = d.DefaultFor(n, ipxe.ArchX86)
+		list.NetworksArm64[n] = d.DefaultFor(n, ipxe.ArchARM64)
 	}
 	return list, nil
 }
@@ -270,12 +278,22 @@ func (d *Dir) Remove(name string, inUse func(name string) (users []string, err e
 	return nil
 }
 
-// SetDefault points net/<network>.efi at the kernel name with a relative link. The new link
-// is made beside the old one and renamed over it, so a node fetching the network's kernel
-// meanwhile gets one of the two.
+// SetDefault points net/<network>.efi, the x86-64 default, at the kernel name: SetDefaultFor
+// with ipxe.ArchX86.
 func (d *Dir) SetDefault(network, name string) error {
+	return d.SetDefaultFor(network, ipxe.ArchX86, name)
+}
+
+// SetDefaultFor points network's default link for arch (net/<network>.efi,
+// net/<network>-arm64.efi) at the kernel name with a relative link. The new link is made
+// beside the old one and renamed over it, so a node fetching the network's kernel meanwhile
+// gets one of the two.
+func (d *Dir) SetDefaultFor(network, arch, name string) error {
 	if err := ipxe.ValidateNetwork(network); err != nil {
 		return err
+	}
+	if arch != ipxe.ArchX86 && arch != ipxe.ArchARM64 {
+		return fmt.Errorf("%w: architecture %q", ipxe.ErrUnsafe, arch)
 	}
 	if err := ValidName(name); err != nil {
 		return err
@@ -288,7 +306,7 @@ func (d *Dir) SetDefault(network, name string) error {
 	if err := d.root.MkdirAll(netDir, 0o755); err != nil {
 		return fmt.Errorf("kernels: %w", err)
 	}
-	link := defaultLink(network)
+	link := ipxe.DefaultKernel(network, arch)
 	tmp := path.Join(netDir, linkPrefix+rand.Text())
 	if err := d.root.Symlink("../"+name, tmp); err != nil {
 		return fmt.Errorf("kernels: make link: %w", err)

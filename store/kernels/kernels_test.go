@@ -241,50 +241,72 @@ func TestRemove(t *testing.T) {
 
 func TestSetDefault(t *testing.T) {
 	tests := map[string]struct {
-		network, name string
-		err           error // nil: set
+		network, arch, name string
+		err                 error // nil: set
+		link                string
 	}{
-		"new network":      {"prod", "zos-v3.efi", nil},
-		"replaces a link":  {"test", "zos-v4.efi", nil},
-		"missing kernel":   {"prod", "nope.efi", ErrNotFound},
-		"directory":        {"prod", "net", ErrNotFound},
-		"network escapes":  {"../x", "zos-v3.efi", ipxe.ErrUnsafe},
-		"network with dot": {"a.b", "zos-v3.efi", ipxe.ErrUnsafe},
-		"kernel in net/":   {"prod", "net/test.efi", ipxe.ErrUnsafe},
-		"kernel escapes":   {"prod", "../outside", ipxe.ErrUnsafe},
+		"new network":        {"prod", ipxe.ArchX86, "zos-v3.efi", nil, "prod.efi"},
+		"replaces a link":    {"test", ipxe.ArchX86, "zos-v4.efi", nil, "test.efi"},
+		"arm64 default":      {"test", ipxe.ArchARM64, "zos-v4.efi", nil, "test-arm64.efi"},
+		"arm64, new network": {"prod", ipxe.ArchARM64, "zos-v3.efi", nil, "prod-arm64.efi"},
+		"unknown arch":       {"prod", "riscv64", "zos-v3.efi", ipxe.ErrUnsafe, ""},
+		"missing kernel":     {"prod", ipxe.ArchX86, "nope.efi", ErrNotFound, ""},
+		"arm64 missing":      {"prod", ipxe.ArchARM64, "nope.efi", ErrNotFound, ""},
+		"directory":          {"prod", ipxe.ArchX86, "net", ErrNotFound, ""},
+		"network escapes":    {"../x", ipxe.ArchX86, "zos-v3.efi", ipxe.ErrUnsafe, ""},
+		"network with dot":   {"a.b", ipxe.ArchX86, "zos-v3.efi", ipxe.ErrUnsafe, ""},
+		"kernel in net/":     {"prod", ipxe.ArchX86, "net/test.efi", ipxe.ErrUnsafe, ""},
+		"kernel escapes":     {"prod", ipxe.ArchARM64, "../outside", ipxe.ErrUnsafe, ""},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			d, dir := newDir(t)
 			must(t, os.WriteFile(filepath.Join(dir, "zos-v4.efi"), []byte("MZ v4"), 0o644))
-			before := d.Default(tc.network)
-			err := d.SetDefault(tc.network, tc.name)
+			before := [2]string{d.DefaultFor(tc.network, ipxe.ArchX86), d.DefaultFor(tc.network, ipxe.ArchARM64)}
+			err := d.SetDefaultFor(tc.network, tc.arch, tc.name)
 			noTemps(t, dir)
 			if tc.err != nil {
 				if !errors.Is(err, tc.err) {
-					t.Fatalf("SetDefault = %v, want %v", err, tc.err)
+					t.Fatalf("SetDefaultFor = %v, want %v", err, tc.err)
 				}
-				if got := d.Default(tc.network); got != before {
-					t.Fatalf("a refused SetDefault changed the default to %q", got)
+				if got := [2]string{d.DefaultFor(tc.network, ipxe.ArchX86), d.DefaultFor(tc.network, ipxe.ArchARM64)}; got != before {
+					t.Fatalf("a refused SetDefaultFor changed the defaults to %q", got)
 				}
 				return
 			}
 			must(t, err)
-			target, err := os.Readlink(filepath.Join(dir, "net", tc.network+".efi"))
+			target, err := os.Readlink(filepath.Join(dir, "net", tc.link))
 			must(t, err)
 			if target != "../"+tc.name {
-				t.Fatalf("net/%s.efi -> %q, want a relative link to ../%s", tc.network, target, tc.name)
+				t.Fatalf("net/%s -> %q, want a relative link to ../%s", tc.link, target, tc.name)
 			}
-			if got := d.Default(tc.network); got != tc.name {
-				t.Fatalf("Default = %q, want %q", got, tc.name)
+			if got := d.DefaultFor(tc.network, tc.arch); got != tc.name {
+				t.Fatalf("DefaultFor = %q, want %q", got, tc.name)
 			}
-			f, err := d.Open("net/" + tc.network + ".efi")
+			// The other architecture's default is untouched.
+			other, was := ipxe.ArchARM64, before[1]
+			if tc.arch == ipxe.ArchARM64 {
+				other, was = ipxe.ArchX86, before[0]
+			}
+			if got := d.DefaultFor(tc.network, other); got != was {
+				t.Fatalf("setting the %s default changed the %s one from %q to %q", tc.arch, other, was, got)
+			}
+			f, err := d.Open("net/" + tc.link)
 			must(t, err)
 			defer f.Close()
 			b, _ := io.ReadAll(f)
 			want, _ := os.ReadFile(filepath.Join(dir, tc.name))
 			if !bytes.Equal(b, want) {
 				t.Fatalf("the network's kernel reads %q, want %q", b, want)
+			}
+			list, err := d.List([]string{tc.network})
+			must(t, err)
+			got := list.Networks[tc.network]
+			if tc.arch == ipxe.ArchARM64 {
+				got = list.NetworksArm64[tc.network]
+			}
+			if got != tc.name {
+				t.Fatalf("List shows %q for %s %s, want %q", got, tc.network, tc.arch, tc.name)
 			}
 		})
 	}

@@ -441,6 +441,7 @@ async function main() {
     const netRows = await page.$$eval('#network-kernels tbody tr', (trs) => trs.map((tr) => tr.textContent));
     ok(netRows.some((t) => t.startsWith('test') && t.includes('zos-test.efi')), 'network test boots zos-test.efi');
     ok(netRows.some((t) => t.startsWith('prod') && t.includes('none')), 'network prod boots nothing');
+    ok(netRows.some((t) => t.startsWith('test') && /zos-test\.efi.*none/.test(t)), 'network test has no arm64 kernel, shown beside its x86-64 one');
 
     section('accessibility (axe-core)');
     // Evaluated through the DevTools protocol, not a <script> tag: the page is checked as the
