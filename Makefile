@@ -21,7 +21,7 @@ FUZZ := ./store:FuzzParseMAC ./ipxe:FuzzRender ./ipxe:FuzzValidateKernel \
         ./ipxe/media:FuzzScript ./ipxe/media:FuzzParsers \
         ./cmd/bootstrapd/internal/migrate:FuzzParseRows
 
-.PHONY: all build run deps ipxe syslinux embed fetch-check test lint unit fuzz soak e2e media-boot web deb service-check deb-test deb-nspawn clean
+.PHONY: all build run deps ipxe syslinux embed fetch-check test lint unit fuzz soak e2e storm storm-check media-boot web deb service-check deb-test deb-nspawn clean
 
 all: build
 
@@ -70,7 +70,7 @@ deps:
 	packaging/deps.sh
 
 # deps first: the targets after it use the packages it installs (make runs them in this order).
-test: deps lint fetch-check embed unit fuzz e2e media-boot web service-check deb-test
+test: deps lint fetch-check embed unit fuzz e2e storm-check media-boot web service-check deb-test
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -79,7 +79,7 @@ lint:
 	shellcheck -s sh -x packaging/build-deb.sh packaging/fetch-ipxe.sh packaging/private-apt.sh packaging/ipxe-embed/build.sh \
 		packaging/fetch-syslinux.sh packaging/deps.sh packaging/run-config.sh test/packaging/fetch-syslinux-sha.sh \
 		packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm systemd/check.sh test/deb/test.sh test/deb/nspawn.sh .ci/run \
-		test/packaging/fetch-ipxe-sha.sh test/load/http.sh test/load/dhcp.sh test/fuzz/run.sh test/fuzz/selftest.sh test/reliability/soak.sh
+		test/packaging/fetch-ipxe-sha.sh test/load/http.sh test/load/dhcp.sh test/load/storm.sh test/fuzz/run.sh test/fuzz/selftest.sh test/reliability/soak.sh
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -102,6 +102,19 @@ soak:
 e2e: ipxe
 	@[ "$$(id -u)" = 0 ] || { echo "make e2e: the LAN boot test creates network namespaces and must run as root (sudo make test)"; exit 1; }
 	BOOTSTRAPD_E2E=1 BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) $(GO) test -v -count=1 -timeout 40m ./test/e2e/
+
+# A boot storm (test/load/storm.sh): STORM_N simulated nodes, each with its own MAC and lease,
+# walk DHCP, TFTP, iPXE DHCP, the script and a 32 MiB kernel at once, against bootstrapd and
+# then against dnsmasq + nginx in the same run. Root. Figures go to docs/PERFORMANCE.md.
+STORM_N ?= 1000
+storm: ipxe
+	@[ "$$(id -u)" = 0 ] || { echo "make storm: network namespaces need root"; exit 1; }
+	test/load/storm.sh $(STORM_N)
+
+# The storm's zero-failure check (200 nodes against bootstrapd alone); no speed is asserted.
+storm-check: ipxe
+	@[ "$$(id -u)" = 0 ] || { echo "make storm-check: network namespaces need root (sudo make test)"; exit 1; }
+	TARGETS=bootstrapd test/load/storm.sh 200
 
 # Every medium downloaded from the running daemon and booted in qemu (TCG, user networking)
 # until the real kernel it fetches from the daemon prints the request's command line.

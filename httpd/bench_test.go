@@ -1,8 +1,11 @@
 package httpd
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/threefoldtech/bootstrapd/store"
@@ -59,6 +62,28 @@ func BenchmarkIPXEScript(b *testing.B) {
 		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/ipxe/test/42/console=ttyS0", nil))
 		if w.Code != 200 {
 			b.Fatal(w.Code)
+		}
+	}
+}
+
+// BenchmarkKernelDownload is a 32 MiB kernel over a real TCP connection on loopback, read by
+// net/http's client: what serving one node's kernel costs, sendfile(2) included.
+func BenchmarkKernelDownload(b *testing.B) {
+	f := newFixture(b, nil)
+	const size = 32 << 20
+	if err := os.WriteFile(filepath.Join(f.kernels, "zos-bench.efi"), make([]byte, size), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(size)
+	for b.Loop() {
+		resp, err := http.Get(f.base + "/kernel/zos-bench.efi")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || n != size || resp.StatusCode != 200 {
+			b.Fatalf("%d bytes, status %d, %v", n, resp.StatusCode, err)
 		}
 	}
 }

@@ -3,6 +3,8 @@ package httpd
 import (
 	"bytes"
 	"errors"
+	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -137,6 +139,23 @@ func (c *watchedConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// ReadFrom hands a file response to the TCP connection's own ReadFrom, which sends it with
+// sendfile(2): net/http looks for it on the connection, and the embedded net.Conn hides it.
+func (c *watchedConn) ReadFrom(r io.Reader) (int64, error) {
+	rf, ok := c.Conn.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(writerOnly{c}, r)
+	}
+	n, err := rf.ReadFrom(r)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.closed.WithLabelValues("write_timeout").Inc()
+	}
+	return n, err
+}
+
+// writerOnly hides a writer's ReadFrom from io.Copy, which would call it again.
+type writerOnly struct{ io.Writer }
+
 // writeDeadline gives every response WriteTimeout to be written. File responses renew it at
 // each write (progressWriter), so only a client that stops reading is cut off, never a slow
 // one fetching a large kernel.
@@ -148,8 +167,7 @@ func (s *Server) writeDeadline(c *gin.Context) {
 }
 
 // progressWriter counts the bytes of a file response and renews the write deadline before
-// each write. It hides the writer's ReadFrom, so http.ServeContent copies through Write in
-// small chunks and every chunk gets a fresh deadline.
+// each write, or each slice of a file sent by ReadFrom, so every chunk gets a fresh deadline.
 type progressWriter struct {
 	gin.ResponseWriter
 	rc      *http.ResponseController
@@ -159,6 +177,48 @@ type progressWriter struct {
 
 func newProgressWriter(w gin.ResponseWriter, timeout time.Duration) *progressWriter {
 	return &progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: timeout}
+}
+
+// sendfileChunk is how much of a file goes out under one write deadline when the file is
+// sent with sendfile(2): a client slower than sendfileChunk per WriteTimeout (8.7 KB/s at the
+// default 30 s) is cut off, one that stops reading too.
+const sendfileChunk = 256 << 10
+
+// ReadFrom sends a file (http.ServeContent copies with io.CopyN, so src is an
+// *io.LimitedReader over the *os.File) through the connection's sendfile(2), in slices of
+// sendfileChunk with the deadline renewed before each. net/http recognises the file only one
+// LimitedReader deep, so the slices are cut from the file itself. Any other writer or reader
+// gets the plain copy through Write.
+func (w *progressWriter) ReadFrom(src io.Reader) (int64, error) {
+	u, ok := w.ResponseWriter.(interface{ Unwrap() http.ResponseWriter })
+	var rf io.ReaderFrom
+	if ok {
+		rf, ok = u.Unwrap().(io.ReaderFrom)
+	}
+	if !ok {
+		return io.Copy(writerOnly{w}, src)
+	}
+	// gin records the status only when it writes the header itself.
+	w.ResponseWriter.WriteHeaderNow()
+	r, remain := src, int64(math.MaxInt64)
+	lr, limited := src.(*io.LimitedReader)
+	if limited {
+		r, remain = lr.R, lr.N
+	}
+	var total int64
+	for remain > 0 {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+		chunk := min(remain, sendfileChunk)
+		n, err := rf.ReadFrom(&io.LimitedReader{R: r, N: chunk})
+		total, remain, w.n = total+n, remain-n, w.n+n
+		if limited {
+			lr.N -= n
+		}
+		if err != nil || n < chunk {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 func (w *progressWriter) Write(p []byte) (int, error) {

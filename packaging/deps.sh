@@ -11,11 +11,12 @@ set -eu
 # clang and lld build the script-carrying EFI binaries once (make embed). prometheus brings
 # promtool (the metrics format check); its own daemon is not used. nftables drops TFTP in
 # the appliance's namespace for the e2e HTTP Boot case. sqlite3 builds and reads the
-# 0-bootstrap database fixture of `bootstrapd migrate`'s tests.
+# 0-bootstrap database fixture of `bootstrapd migrate`'s tests. nginx-light is the boot
+# storm's stand-in HTTP server (make storm).
 PACKAGES="qemu-system-x86 qemu-utils ipxe-qemu ovmf seabios dnsmasq-base iproute2 nftables procps
  linux-image-amd64 curl tftp-hpa xorriso mtools dosfstools isolinux syslinux syslinux-common
  lintian dpkg-dev fakeroot ca-certificates build-essential git prometheus chromium
- clang lld systemd adduser python3 shellcheck sqlite3"
+ clang lld systemd adduser python3 shellcheck sqlite3 nginx-light"
 
 # One dpkg-query for every package ("install ok installed", or "hold ok installed", when it
 # is there; nothing for a package dpkg has never seen).
