@@ -669,25 +669,49 @@ func getCount(ctx context.Context, hc *http.Client, u string) (int64, error) {
 	return n, nil
 }
 
-// kernelFrom finds the kernel URL in an iPXE script: the first http(s) argument of its first
-// kernel or imgfetch line, with the MAC variables iPXE would expand expanded.
+// kernelFrom finds the kernel URL in an iPXE script as iPXE on an x86_64 node would: the
+// first URL argument of its first kernel or imgfetch line, with the variables the script set
+// before it (the x86_64 branch of "iseq ${buildarch} arm64 && A || B" lines) and the MAC
+// variables expanded.
 func kernelFrom(script []byte, mac net.HardwareAddr) (string, error) {
 	hyp := strings.ReplaceAll(mac.String(), ":", "-")
+	vars := map[string]string{}
+	for _, v := range []string{"net${netidx}/mac:hexhyp", "net0/mac:hexhyp", "mac:hexhyp"} {
+		vars[v] = hyp
+	}
+	for _, v := range []string{"net${netidx}/mac", "net0/mac", "mac"} {
+		vars[v] = mac.String()
+	}
+	expand := func(a string) string {
+		for k, v := range vars {
+			a = strings.ReplaceAll(a, "${"+k+"}", v)
+		}
+		return a
+	}
 	sc := bufio.NewScanner(bytes.NewReader(script))
 	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 || (f[0] != "kernel" && f[0] != "imgfetch") {
+		line := strings.TrimSpace(sc.Text())
+		if rest, ok := strings.CutPrefix(line, "iseq ${buildarch} arm64 && "); ok {
+			_, line, _ = strings.Cut(rest, "|| ")
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		switch f[0] {
+		case "set":
+			if len(f) == 3 {
+				vars[f[1]] = expand(f[2])
+			}
+			continue
+		case "kernel", "imgfetch":
+		default:
 			continue
 		}
 		for _, a := range f[1:] {
+			a = expand(a)
 			if !strings.HasPrefix(a, "http://") && !strings.HasPrefix(a, "https://") {
 				continue
-			}
-			for _, v := range []string{"${net${netidx}/mac:hexhyp}", "${net0/mac:hexhyp}", "${mac:hexhyp}"} {
-				a = strings.ReplaceAll(a, v, hyp)
-			}
-			for _, v := range []string{"${net${netidx}/mac}", "${net0/mac}", "${mac}"} {
-				a = strings.ReplaceAll(a, v, mac.String())
 			}
 			if strings.Contains(a, "${") {
 				return "", fmt.Errorf("kernel URL %q has a variable the storm does not know", a)

@@ -34,6 +34,8 @@ func TestKernelFrom(t *testing.T) {
 		{name: "wait script", script: string(wait), wantErr: true},
 		{name: "unknown variable", script: "#!ipxe\nkernel http://h/${uuid}\n", wantErr: true},
 		{name: "empty", script: "", wantErr: true},
+		{name: "arm64 branch skipped", script: "#!ipxe\niseq ${buildarch} arm64 && set kernel http://h/arm || set kernel http://h/x86\nimgfetch ${kernel}?mac=${mac}\n",
+			want: "http://h/x86?mac=02:b5:01:00:00:07"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := kernelFrom([]byte(tc.script), mac)
