@@ -12,11 +12,12 @@ set -eu
 # promtool (the metrics format check); its own daemon is not used. nftables drops TFTP in
 # the appliance's namespace for the e2e HTTP Boot case. sqlite3 builds and reads the
 # 0-bootstrap database fixture of `bootstrapd migrate`'s tests. nginx-light is the boot
-# storm's stand-in HTTP server (make storm).
+# storm's stand-in HTTP server (make storm). etcd-server is the etcd the store tests start
+# on loopback (its own service must not run: see policy-rc.d below).
 PACKAGES="qemu-system-x86 qemu-utils ipxe-qemu ovmf seabios dnsmasq-base iproute2 nftables procps
  linux-image-amd64 curl tftp-hpa xorriso mtools dosfstools isolinux syslinux syslinux-common
  lintian dpkg-dev fakeroot ca-certificates build-essential git prometheus chromium
- clang lld systemd adduser python3 shellcheck sqlite3 nginx-light"
+ clang lld systemd adduser python3 shellcheck sqlite3 nginx-light etcd-server"
 
 # One dpkg-query for every package ("install ok installed", or "hold ok installed", when it
 # is there; nothing for a package dpkg has never seen).
@@ -53,6 +54,21 @@ fi
 echo "make deps: installing$missing"
 # shellcheck disable=SC2086 # $sudo and $missing are word lists
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+# Packages with a daemon (etcd-server, nginx-light, prometheus) start it at install through invoke-rc.d,
+# with or without systemd. The tests start their own etcd on free loopback ports and need no
+# daemon listening on 2379, so a policy-rc.d refuses every start during the install (unless
+# the machine has its own policy, which is then left alone).
+policy=/usr/sbin/policy-rc.d
+own_policy=""
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\n# packaging/deps.sh: no service starts while it installs\nexit 101\n' | $sudo tee "$policy" >/dev/null
+	$sudo chmod 755 "$policy"
+	own_policy=1
+fi
 # shellcheck disable=SC2086
-$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing; then
+	[ -z "$own_policy" ] || $sudo rm -f "$policy"
+	exit 1
+fi
+[ -z "$own_policy" ] || $sudo rm -f "$policy"
 echo "make deps: installed$missing"

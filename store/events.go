@@ -14,6 +14,9 @@ type Event struct {
 	Time   time.Time `json:"time"`
 	Stage  string    `json:"stage"`
 	Detail string    `json:"detail,omitempty"`
+	// Appliance names the appliance that saw the event when several share a store (etcd);
+	// empty for the one appliance of a bbolt file.
+	Appliance string `json:"appliance,omitempty"`
 }
 
 // AppendEvent adds an event to mac's timeline, keeping the newest Options.MaxEvents. A zero

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/ipxe/media"
 	"github.com/threefoldtech/bootstrapd/store"
+	"github.com/threefoldtech/bootstrapd/store/etcdstore"
 	"github.com/threefoldtech/bootstrapd/tftpd"
 )
 
@@ -82,6 +84,20 @@ type Config struct {
 		ExpireAfter   time.Duration `yaml:"expire_after"`
 		FlushInterval time.Duration `yaml:"flush_interval"`
 	} `yaml:"events"`
+	Store struct {
+		Backend string `yaml:"backend"`
+		Etcd    struct {
+			Endpoints   []string      `yaml:"endpoints"`
+			Prefix      string        `yaml:"prefix"`
+			DialTimeout time.Duration `yaml:"dial_timeout"`
+			Name        string        `yaml:"name"`
+			TLS         struct {
+				CA   string `yaml:"ca"`
+				Cert string `yaml:"cert"`
+				Key  string `yaml:"key"`
+			} `yaml:"tls"`
+		} `yaml:"etcd"`
+	} `yaml:"store"`
 	Log struct {
 		Format string `yaml:"format"`
 		Level  string `yaml:"level"`
@@ -123,6 +139,10 @@ func defaultConfig() Config {
 	c.Events.MaxDiscovered = store.DefaultMaxDiscovered
 	c.Events.ExpireAfter = store.DefaultEventTTL
 	c.Events.FlushInterval = store.DefaultFlushInterval
+	c.Store.Backend = backendBbolt
+	c.Store.Etcd.Endpoints = []string{}
+	c.Store.Etcd.Prefix = etcdstore.DefaultPrefix
+	c.Store.Etcd.DialTimeout = etcdstore.DefaultDialTimeout
 	c.Log.Format = "text"
 	c.Log.Level = "info"
 	return c
@@ -304,6 +324,9 @@ func (c *Config) validate() error {
 	if c.Events.StuckAfter < time.Minute {
 		return fmt.Errorf("events.stuck_after: %v is shorter than 1m", c.Events.StuckAfter)
 	}
+	if err := c.validateStore(); err != nil {
+		return err
+	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
 	}
@@ -391,4 +414,73 @@ func (c Config) scriptConfig() ipxe.ScriptConfig {
 		BaseArgs: c.Boot.BaseArgs, ArgsSuffix: c.Boot.ArgsSuffix,
 		NTPServer: c.Boot.NTP, RetrySeconds: c.Boot.RetrySeconds,
 	}
+}
+
+// The values of store.backend.
+const (
+	backendBbolt = "bbolt"
+	backendEtcd  = "etcd"
+)
+
+// validateStore checks the store keys; the etcd ones only when etcd is the backend.
+func (c *Config) validateStore() error {
+	switch c.Store.Backend {
+	case backendBbolt:
+		return nil
+	case backendEtcd:
+	default:
+		return fmt.Errorf("store.backend: %q is not bbolt or etcd", c.Store.Backend)
+	}
+	e := c.Store.Etcd
+	if len(e.Endpoints) == 0 {
+		return errors.New("store.etcd.endpoints: at least one is needed with store.backend etcd")
+	}
+	for _, ep := range e.Endpoints {
+		if err := checkEndpoint(ep); err != nil {
+			return fmt.Errorf("store.etcd.endpoints: %w", err)
+		}
+	}
+	if !strings.HasPrefix(e.Prefix, "/") || !strings.HasSuffix(e.Prefix, "/") || strings.ContainsAny(e.Prefix, "\x00\n") {
+		return fmt.Errorf("store.etcd.prefix: %q must start and end with /", e.Prefix)
+	}
+	if e.DialTimeout < 100*time.Millisecond || e.DialTimeout > time.Minute {
+		return fmt.Errorf("store.etcd.dial_timeout: %v is not between 100ms and 1m", e.DialTimeout)
+	}
+	if e.Name != "" && !etcdstore.ValidName(e.Name) {
+		return fmt.Errorf("store.etcd.name: %q: want 1 to 32 of A-Z a-z 0-9 . _ - (empty: the host name)", e.Name)
+	}
+	if (e.TLS.Cert == "") != (e.TLS.Key == "") {
+		return errors.New("store.etcd.tls: cert and key go together")
+	}
+	return nil
+}
+
+// checkEndpoint accepts http://host:port and https://host:port, nothing more: a path or a
+// query would be ignored by the etcd client, silently.
+func checkEndpoint(ep string) error {
+	u, err := url.Parse(ep)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return fmt.Errorf("%q: want http://host:port or https://host:port", ep)
+	}
+	return nil
+}
+
+// applianceName is store.etcd.name, or the host name cut to a valid name.
+func (c *Config) applianceName() (string, error) {
+	if c.Store.Etcd.Name != "" {
+		return c.Store.Etcd.Name, nil
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("store.etcd.name: empty, and no host name: %w", err)
+	}
+	h, _, _ = strings.Cut(h, ".")
+	if len(h) > 32 {
+		h = h[:32]
+	}
+	if !etcdstore.ValidName(h) {
+		return "", fmt.Errorf("store.etcd.name: empty, and the host name %q is not a valid name: set one", h)
+	}
+	return h, nil
 }

@@ -81,6 +81,16 @@ func TestConfigErrors(t *testing.T) {
 		"log format":         {paths + "log: {format: xml}\n", "log.format"},
 		"log level":          {paths + "log: {level: loud}\n", "log.level"},
 		"wrong type":         {paths + "dhcp: {enabled: maybe}\n", "line 2"},
+		"store backend":      {paths + "store: {backend: sqlite}\n", "store.backend"},
+		"etcd no endpoints":  {paths + "store: {backend: etcd}\n", "store.etcd.endpoints"},
+		"etcd endpoint path": {paths + "store: {backend: etcd, etcd: {endpoints: ['http://e:2379/v3']}}\n", "store.etcd.endpoints"},
+		"etcd endpoint port": {paths + "store: {backend: etcd, etcd: {endpoints: ['http://e']}}\n", "store.etcd.endpoints"},
+		"etcd prefix":        {paths + "store: {backend: etcd, etcd: {endpoints: ['http://e:2379'], prefix: bootstrapd}}\n", "store.etcd.prefix"},
+		"etcd dial timeout":  {paths + "store: {backend: etcd, etcd: {endpoints: ['http://e:2379'], dial_timeout: 1ms}}\n", "store.etcd.dial_timeout"},
+		"etcd name":          {paths + "store: {backend: etcd, etcd: {endpoints: ['http://e:2379'], name: 'a b'}}\n", "store.etcd.name"},
+		"etcd tls half":      {paths + "store: {backend: etcd, etcd: {endpoints: ['https://e:2379'], tls: {cert: c.pem}}}\n", "store.etcd.tls"},
+		"etcd ok":            {paths + "store: {backend: etcd, etcd: {endpoints: ['http://10.0.0.5:2379', 'https://e:2379'], name: boot-a}}\n", ""},
+		"etcd keys ignored":  {paths + "store: {backend: bbolt, etcd: {endpoints: ['nonsense']}}\n", ""},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

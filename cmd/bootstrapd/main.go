@@ -27,6 +27,7 @@ Usage:
   bootstrapd kernel  list|upload|rm|default [flags]   manage kernels
   bootstrapd media   iso|usb|uefimg|uefi|krn --network N [...] -o FILE   build a boot medium offline
   bootstrapd migrate --db FILE [--kernels DIR] [--skip-unmappable] [--dry-run]   take over 0-bootstrap
+  bootstrapd store   copy --from bbolt:PATH|etcd:URLS --to ...   copy records, seen MACs, events
   bootstrapd version
 
 Run "bootstrapd <command> -h" for a command's flags.
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdMedia(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		return cmdMigrate(ctx, args[1:], stdout, stderr)
+	case "store":
+		return cmdStore(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "bootstrapd", currentBuild())
 		return nil

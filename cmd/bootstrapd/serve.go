@@ -21,7 +21,6 @@ import (
 	"github.com/threefoldtech/bootstrapd/httpd"
 	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/ipxe/media"
-	"github.com/threefoldtech/bootstrapd/store"
 	"github.com/threefoldtech/bootstrapd/store/timeline"
 	"github.com/threefoldtech/bootstrapd/tftpd"
 )
@@ -77,17 +76,9 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	newBuildInfo(reg)
-	db, err := store.Open(cfg.dbPath(), store.Options{
-		MaxEvents:           cfg.Events.Keep,
-		MaxDiscoveredEvents: cfg.Events.KeepUnknown,
-		MaxDiscovered:       cfg.Events.MaxDiscovered,
-		EventTTL:            cfg.Events.ExpireAfter,
-		FlushInterval:       cfg.Events.FlushInterval,
-		Registerer:          reg,
-		Logger:              log.With("service", "store"),
-	})
+	db, err := openStore(cfg, reg, log.With("service", "store"))
 	if err != nil {
-		return fmt.Errorf("paths.data: %w", err)
+		return err
 	}
 	// Close writes the boot activity still in memory: SIGTERM loses none of it.
 	defer func() {

@@ -1,0 +1,317 @@
+package etcdstore_test
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/threefoldtech/bootstrapd/store"
+	"github.com/threefoldtech/bootstrapd/store/etcdstore"
+	"github.com/threefoldtech/bootstrapd/store/etcdstore/etcdtest"
+	"github.com/threefoldtech/bootstrapd/store/storetest"
+)
+
+var prefixes atomic.Int64
+
+// open opens a store on endpoints under a prefix of its own, so tests share one etcd.
+func open(t *testing.T, endpoints []string, name, prefix string, opts store.Options) *etcdstore.DB {
+	t.Helper()
+	s, err := etcdstore.Open(etcdstore.Config{
+		Endpoints: endpoints, Prefix: prefix, Name: name, DialTimeout: 2 * time.Second, Options: opts,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newPrefix() string { return fmt.Sprintf("/test%d/", prefixes.Add(1)) }
+
+// TestSuite runs the backend-independent suite against a real etcd.
+func TestSuite(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	storetest.Run(t, func(t *testing.T, opts store.Options) store.Store {
+		return open(t, c.Endpoints(), "a", newPrefix(), opts)
+	})
+}
+
+// eventually retries check until it passes or 10 s have passed.
+func eventually(t *testing.T, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTwoAppliancesShare: a record written through A is in B's copy, activity from both is
+// merged, and each event names its appliance.
+func TestTwoAppliancesShare(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	p := newPrefix()
+	a := open(t, c.Endpoints(), "a", p, store.Options{})
+	defer a.Close()
+	b := open(t, c.Endpoints(), "b", p, store.Options{})
+	defer b.Close()
+	const mac = "52:54:00:00:00:0a"
+	if _, err := a.CreateNode(store.Node{MAC: mac, Network: "prod", Farm: 3}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "record created on A in B's copy", func() error {
+		n, err := b.GetNode(mac)
+		if err == nil && n.Farm != 3 {
+			return fmt.Errorf("farm %d", n.Farm)
+		}
+		return err
+	})
+	if _, err := b.CreateNode(store.Node{MAC: mac, Network: "dev"}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("create on B over A's record: %v, want ErrExists", err)
+	}
+	if _, err := b.UpdateNode(mac, func(n *store.Node) error { n.Farm = 4; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "update on B in A's copy", func() error {
+		if n, _ := a.GetNode(mac); n.Farm != 4 {
+			return fmt.Errorf("farm %d", n.Farm)
+		}
+		return nil
+	})
+	for _, s := range []*etcdstore.DB{a, b} {
+		if err := s.MarkSeen(mac, "x86_64-efi", "10.0.0.9"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AppendEvent(mac, store.Event{Stage: "script_served"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sn, err := a.GetSeen(mac)
+	if err != nil || sn.Count != 2 {
+		t.Fatalf("seen through A: %+v, %v; want the marks of both appliances (2)", sn, err)
+	}
+	evs, err := a.Events(mac)
+	if err != nil || len(evs) != 2 || evs[0].Appliance != "a" || evs[1].Appliance != "b" {
+		t.Fatalf("events through A: %+v, %v; want one from a, then one from b", evs, err)
+	}
+	if err := b.DeleteNode(mac); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "delete on B in A's copy", func() error {
+		if _, err := a.GetNode(mac); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("GetNode: %v", err)
+		}
+		return nil
+	})
+}
+
+// TestImportThousand: 1,000 records land in one transaction, and a conflicting import
+// from another appliance does not mix with it.
+func TestImportThousand(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	p := newPrefix()
+	a := open(t, c.Endpoints(), "a", p, store.Options{})
+	defer a.Close()
+	b := open(t, c.Endpoints(), "b", p, store.Options{})
+	defer b.Close()
+	var nodes []store.Node
+	for i := range 1000 {
+		nodes = append(nodes, store.Node{MAC: fmt.Sprintf("52:54:00:01:%02x:%02x", i/256, i%256), Network: "prod", Farm: 1})
+	}
+	cr, up, err := a.ImportNodes(nodes)
+	if err != nil || cr != 1000 || up != 0 {
+		t.Fatalf("import 1000: %d created, %d updated, %v", cr, up, err)
+	}
+	eventually(t, "1000 records in B's copy", func() error {
+		if l, _ := b.ListNodes(); len(l) != 1000 {
+			return fmt.Errorf("%d records", len(l))
+		}
+		return nil
+	})
+}
+
+// TestEtcdDown: with etcd gone, boots go on from the copy, writes fail and change
+// nothing, the metric says so; when etcd returns, the copy catches up without a restart.
+func TestEtcdDown(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	p := newPrefix()
+	reg := prometheus.NewRegistry()
+	// A talks only to member 0; B to the other two.
+	a, err := etcdstore.Open(etcdstore.Config{
+		Endpoints: c.Endpoints()[:1], Prefix: p, Name: "a", DialTimeout: time.Second,
+		CacheFile: filepath.Join(t.TempDir(), "copy.json"), Options: store.Options{Registerer: reg},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b := open(t, c.Endpoints()[1:], "b", p, store.Options{})
+	defer b.Close()
+	const known, later = "52:54:00:00:00:0b", "52:54:00:00:00:0c"
+	if _, err := a.CreateNode(store.Node{MAC: known, Network: "prod"}); err != nil {
+		t.Fatal(err)
+	}
+	up := func() float64 {
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "bootstrapd_store_etcd_up" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
+	if up() != 1 {
+		t.Fatalf("bootstrapd_store_etcd_up = %v with etcd up, want 1", up())
+	}
+
+	c.Members[0].Kill()
+	eventually(t, "A notices etcd is gone", func() error {
+		if v := up(); v != 0 {
+			return fmt.Errorf("bootstrapd_store_etcd_up = %v", v)
+		}
+		return nil
+	})
+	if _, err := a.GetNode(known); err != nil {
+		t.Fatalf("GetNode from the copy with etcd gone: %v", err)
+	}
+	if _, err := a.CreateNode(store.Node{MAC: later, Network: "prod"}); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("create with etcd gone: %v, want ErrUnavailable", err)
+	}
+	if _, _, err := a.ImportNodes([]store.Node{{MAC: later, Network: "prod"}}); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("import with etcd gone: %v, want ErrUnavailable", err)
+	}
+	// A 3-member cluster with one member killed still takes writes (through B).
+	if _, err := b.CreateNode(store.Node{MAC: later, Network: "test"}); err != nil {
+		t.Fatalf("write to the 2 members left: %v", err)
+	}
+	if _, err := a.GetNode(later); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("A saw a record while cut off: %v", err)
+	}
+	// Activity while cut off waits in memory.
+	if err := a.AppendEvent(known, store.Event{Stage: "script_served"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("flush with etcd gone: %v, want ErrUnavailable", err)
+	}
+
+	c.Members[0].Restart(t)
+	eventually(t, "A catches up with the record written meanwhile", func() error {
+		n, err := a.GetNode(later)
+		if err == nil && n.Network != "test" {
+			return fmt.Errorf("network %q", n.Network)
+		}
+		return err
+	})
+	if v := up(); v != 1 {
+		t.Fatalf("bootstrapd_store_etcd_up = %v after etcd returned, want 1", v)
+	}
+	eventually(t, "the held event is written", func() error {
+		if err := a.Flush(); err != nil {
+			return err
+		}
+		evs, err := b.Events(known)
+		if err == nil && len(evs) != 1 {
+			return fmt.Errorf("%d events", len(evs))
+		}
+		return err
+	})
+	if got := testutil.ToFloat64(prometheusCounter(t, reg, "bootstrapd_store_etcd_loads_total")); got < 2 {
+		t.Fatalf("bootstrapd_store_etcd_loads_total = %v, want a reload after the outage", got)
+	}
+}
+
+// prometheusCounter finds a counter by name in reg, as a collector testutil can read.
+func prometheusCounter(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name})
+			g.Set(mf.GetMetric()[0].GetCounter().GetValue())
+			return g
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return nil
+}
+
+// TestStartFromCacheFile: an appliance started while etcd is down boots the nodes it knew,
+// and one with no copy on disk refuses to start.
+func TestStartFromCacheFile(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	p := newPrefix()
+	cache := filepath.Join(t.TempDir(), "copy.json")
+	const mac = "52:54:00:00:00:0d"
+	a, err := etcdstore.Open(etcdstore.Config{Endpoints: c.Endpoints(), Prefix: p, Name: "a", DialTimeout: time.Second, CacheFile: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateNode(store.Node{MAC: mac, Network: "prod", Farm: 9}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Members[0].Kill()
+	for name, tc := range map[string]struct {
+		cache   string
+		wantErr string
+	}{
+		"with copy":    {cache: cache},
+		"without copy": {cache: filepath.Join(t.TempDir(), "none.json"), wantErr: "no copy of the records"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := etcdstore.Open(etcdstore.Config{Endpoints: c.Endpoints(), Prefix: p, Name: "a", DialTimeout: time.Second, CacheFile: tc.cache})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Open = %v, want an error saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if n, err := s.GetNode(mac); err != nil || n.Farm != 9 {
+				t.Fatalf("GetNode from the copy on disk: %+v, %v", n, err)
+			}
+		})
+	}
+}
+
+// TestOpenRefusesBadConfig: a bad name or prefix is an error naming it.
+func TestOpenRefusesBadConfig(t *testing.T) {
+	for name, tc := range map[string]struct {
+		cfg  etcdstore.Config
+		want string
+	}{
+		"no endpoints": {etcdstore.Config{Name: "a"}, "no endpoints"},
+		"bad name":     {etcdstore.Config{Endpoints: []string{"http://127.0.0.1:1"}, Name: "a/b"}, "appliance name"},
+		"prefix":       {etcdstore.Config{Endpoints: []string{"http://127.0.0.1:1"}, Name: "a", Prefix: "/x"}, "does not end with /"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := etcdstore.Open(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Open = %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+}
