@@ -46,7 +46,7 @@ func (s *Server) pathScript(c *gin.Context) (script []byte, req ipxe.BootRequest
 	p := s.policy(c.Request)
 	req, err := ParseBootPath(c.Param("network")+c.Param("rest"), p.Networks)
 	if err == nil {
-		script, err = p.Boot(req)
+		script, err = s.boot(p, req)
 	}
 	if err != nil {
 		s.failBoot(c, err)
@@ -89,7 +89,7 @@ func (s *Server) handleProvision(c *gin.Context) {
 	case errors.Is(err, store.ErrNotFound):
 		err = nil // no record is not a failed lookup: the policy boots default_node or waits
 	}
-	d, err := s.policy(c.Request).Provision(mac, rec, err)
+	d, err := s.provision(s.policy(c.Request), mac, rec, err)
 	if err != nil {
 		log.Error("wait script", "err", err)
 		fail(c, http.StatusServiceUnavailable, "cannot render a script: %v", err)

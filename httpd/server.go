@@ -107,6 +107,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	live    *live
+	scripts *scriptCache // rendered boot scripts (scriptcache.go)
 	engine  *gin.Engine
 	tcp     net.Listener
 	limiter *connLimiter
@@ -146,7 +147,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Scripts == nil || cfg.Nodes == nil || cfg.Kernels == nil || cfg.Binaries == nil {
 		return nil, errors.New("httpd: Scripts, Nodes, Kernels and Binaries are required")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer, cfg.Nodes), live: &live{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer, cfg.Nodes), live: &live{}, scripts: newScriptCache()}
 	s.Reload(cfg.Networks, cfg.Default)
 	var err error
 	if s.engine, err = s.routes(); err != nil {
@@ -183,7 +184,10 @@ func New(cfg Config) (*Server, error) {
 
 // Reload replaces the networks and the default node; requests in flight finish with the old
 // ones. The caller validates them (as at start).
-func (s *Server) Reload(networks map[string]string, def DefaultNode) { s.live.set(networks, def) }
+func (s *Server) Reload(networks map[string]string, def DefaultNode) {
+	s.live.set(networks, def)
+	s.scripts.clear()
+}
 
 // Addr is the bound TCP address.
 func (s *Server) Addr() net.Addr { return s.tcp.Addr() }
@@ -282,7 +286,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 	getHead(e, "/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
 	getHead(e, "/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	a := &api{
-		live: s.live, nodes: s.cfg.Nodes, kernels: s.cfg.Kernels, log: s.log, token: s.cfg.AdminToken,
+		live: s.live, nodes: s.cfg.Nodes, kernels: clearingKernels{s.cfg.Kernels, s.scripts.clear}, log: s.log, token: s.cfg.AdminToken,
 		maxBody: s.cfg.MaxBody, stuckAfter: s.cfg.StuckAfter, unauthorized: s.metrics.unauthorized,
 		views: &views{nodes: s.cfg.Nodes, observe: func(d time.Duration) { s.metrics.listBuild.Observe(d.Seconds()) }},
 	}
