@@ -99,6 +99,9 @@ type Config struct {
 	// limits (its connections count in MaxConnections); empty: none. TLSCertFile and
 	// TLSKeyFile are PEM files, read at New and again on ReloadTLS.
 	TLSAddr, TLSCertFile, TLSKeyFile string
+	// Puller mirrors kernels (POST /api/v1/networks/<network>/pull); nil: those routes
+	// answer 503.
+	Puller KernelPuller
 }
 
 // Server answers HTTP on a TCP listener and the admin unix socket.
@@ -292,7 +295,9 @@ func (s *Server) routes() (*gin.Engine, error) {
 	}
 	// Public: the page's generator needs the networks before anyone has entered a token.
 	getHead(e, "/api/v1/networks", a.publicNetworks)
-	a.routes(e.Group("/api/v1", a.requireAdmin))
+	admin := e.Group("/api/v1", a.requireAdmin)
+	a.routes(admin)
+	s.pullRoutes(admin, a)
 	a.compatRoutes(e)
 	s.webRoutes(e)
 	s.mediaRoutes(e)

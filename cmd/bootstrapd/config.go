@@ -21,6 +21,7 @@ import (
 	"github.com/threefoldtech/bootstrapd/ipxe/media"
 	"github.com/threefoldtech/bootstrapd/store"
 	"github.com/threefoldtech/bootstrapd/store/etcdstore"
+	"github.com/threefoldtech/bootstrapd/store/kernels"
 	"github.com/threefoldtech/bootstrapd/tftpd"
 )
 
@@ -57,6 +58,10 @@ type Config struct {
 		Isolinux     string `yaml:"isolinux"`
 		SyslinuxBIOS string `yaml:"syslinux_bios"`
 	} `yaml:"paths"`
+	Kernels struct {
+		Upstream map[string]string `yaml:"upstream"`
+		Refresh  time.Duration     `yaml:"refresh"`
+	} `yaml:"kernels"`
 	Media struct {
 		CacheBytes int64 `yaml:"cache_bytes"`
 	} `yaml:"media"`
@@ -126,6 +131,8 @@ func defaultConfig() Config {
 	c.Paths.Isolinux = media.DefaultIsolinuxDir
 	c.Paths.SyslinuxBIOS = media.DefaultSyslinuxBIOS
 	c.Media.CacheBytes = media.DefaultCacheBytes
+	c.Kernels.Upstream = map[string]string{}
+	c.Kernels.Refresh = time.Hour
 	c.Networks = map[string]string{
 		"prod": "production (v3)", "test": "testing (v3)", "dev": "development (v3)", "qa": "qa-network (v3)",
 	}
@@ -285,6 +292,19 @@ func (c *Config) validate() error {
 		if err != nil || !st.IsDir() {
 			return fmt.Errorf("%s: %q is not a directory (create it; `make run` does)", kv[0], kv[1])
 		}
+	}
+	for key, u := range c.Kernels.Upstream {
+		// "prod" feeds net/prod.efi, "prod-arm64" net/prod-arm64.efi.
+		network, _ := kernels.SplitUpstreamKey(key)
+		if _, ok := c.Networks[network]; !ok {
+			return fmt.Errorf("kernels.upstream: %q is not a network in networks (nor <network>-arm64)", key)
+		}
+		if err := kernels.ValidateUpstream(u); err != nil {
+			return fmt.Errorf("kernels.upstream.%s: %w", key, err)
+		}
+	}
+	if c.Kernels.Refresh < time.Minute || c.Kernels.Refresh > 7*24*time.Hour {
+		return fmt.Errorf("kernels.refresh: %v is not between 1m and 168h", c.Kernels.Refresh)
 	}
 	if c.Media.CacheBytes < 0 {
 		return fmt.Errorf("media.cache_bytes: %d is negative (0 turns the cache off)", c.Media.CacheBytes)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -31,6 +32,12 @@ Commands (they talk to the running daemon's admin API):
   default --network N --name NAME [--arch arm64]
                                 point net/<N>.efi (x86-64 nodes) or net/<N>-arm64.efi
                                 (arm64 nodes) at a kernel (atomic)
+  pull --network N [--arch arm64] [--sha256 HEX] URL
+                                the daemon downloads URL, checks it (size, kernel header,
+                                sha256), stores it as <N>[-arm64]-<sha256[:12]>.efi and
+                                repoints net/<N>.efi (net/<N>-arm64.efi); a failed pull
+                                changes nothing
+  pulls                         recent pulls, newest first
 
 Connection flags as for bootstrapd node: --config, --socket, --server, --token-file, --json.
 `
@@ -51,6 +58,7 @@ func cmdKernel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	name := fs.String("name", "", "kernel file name in paths.kernels")
 	network := fs.String("network", "", "network whose default kernel to set")
 	arch := fs.String("arch", "", "architecture of the default to set: x86_64 (the default) or arm64")
+	wantSHA := fs.String("sha256", "", "pull: the kernel's expected sha256 (hex)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -104,6 +112,21 @@ func cmdKernel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		fmt.Fprintf(stdout, "%s boots %s\n", info.Name, info.Kernel)
 		return nil
+	case "pull":
+		if *network == "" || fs.NArg() != 1 {
+			return fmt.Errorf("%w: kernel pull needs --network and one URL", errUsage)
+		}
+		a, err := ipxe.ParseArch(*arch)
+		if err != nil {
+			return fmt.Errorf("%w: --arch: %v", errUsage, err)
+		}
+		return c.pullKernel(ctx, *network, a, fs.Arg(0), *wantSHA, out)
+	case "pulls":
+		var evs []kernels.PullEvent
+		if err := c.do(ctx, http.MethodGet, "/kernels/pulls", nil, &evs); err != nil {
+			return err
+		}
+		return out.pulls(evs)
 	}
 	fmt.Fprint(stderr, kernelUsage)
 	return fmt.Errorf("%w: unknown kernel command %q", errUsage, sub)
@@ -194,6 +217,60 @@ func (p printer) kernels(list kernels.KernelList) error {
 			arm = "(none: net/" + n + "-arm64.efi is missing)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", n, k, arm)
+	}
+	return tw.Flush()
+}
+
+// pullKernel asks the daemon to pull; a download can outlast the client's usual timeout.
+func (c *adminClient) pullKernel(ctx context.Context, network, arch, rawURL, sha string, out printer) error {
+	b, err := json.Marshal(httpd.PullInput{URL: rawURL, SHA256: sha, Arch: arch})
+	if err != nil {
+		return err
+	}
+	long := *c
+	hc := *c.http
+	hc.Timeout = 30 * time.Minute
+	long.http = &hc
+	resp, err := long.send(ctx, http.MethodPost, "/networks/"+url.PathEscape(network)+"/pull", bytes.NewReader(b), "application/json")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return decodeErr(resp)
+	}
+	var ev kernels.PullEvent
+	if err := json.NewDecoder(resp.Body).Decode(&ev); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	if out.json {
+		return out.encode(ev)
+	}
+	switch ev.Result {
+	case kernels.PullUpdated:
+		fmt.Fprintf(out.w, "%s boots %s (%d bytes, sha256 %s); previous: %s\n", network, ev.Kernel, ev.Size, ev.SHA256, orNone(ev.Previous))
+	default:
+		fmt.Fprintf(out.w, "%s: unchanged, boots %s\n", network, ev.Kernel)
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func (p printer) pulls(evs []kernels.PullEvent) error {
+	if p.json {
+		return p.encode(evs)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tNETWORK\tARCH\tRESULT\tKERNEL\tURL\tERROR")
+	for _, e := range evs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Network, e.Arch, e.Result,
+			term(e.Kernel), term(e.URL), term(e.Error))
 	}
 	return tw.Flush()
 }

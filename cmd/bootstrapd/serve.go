@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
@@ -21,6 +23,7 @@ import (
 	"github.com/threefoldtech/bootstrapd/httpd"
 	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/ipxe/media"
+	"github.com/threefoldtech/bootstrapd/store/kernels"
 	"github.com/threefoldtech/bootstrapd/store/timeline"
 	"github.com/threefoldtech/bootstrapd/tftpd"
 )
@@ -100,6 +103,13 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 		return fmt.Errorf("paths.kernels: %w", err)
 	}
 	defer kdir.Close()
+	puller, err := kernels.NewPuller(kernels.PullerConfig{
+		Dir: kdir, Networks: slices.Sorted(maps.Keys(cfg.Networks)), Registerer: reg,
+		Logger: log.With("service", "kernels"),
+	})
+	if err != nil {
+		return fmt.Errorf("kernels: %w", err)
+	}
 	web, err := httpd.New(httpd.Config{
 		Addr:          cfg.HTTP.Listen,
 		PublicURL:     cfg.HTTP.PublicURL,
@@ -129,6 +139,7 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 		TLSAddr:           cfg.HTTP.TLSListen,
 		TLSCertFile:       cfg.HTTP.TLSCert,
 		TLSKeyFile:        cfg.HTTP.TLSKey,
+		Puller:            puller,
 	})
 	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)
@@ -195,6 +206,9 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 		}
 	}
 
+	if len(cfg.Kernels.Upstream) > 0 {
+		g.Go(func() error { puller.Run(ctx, cfg.Kernels.Upstream, cfg.Kernels.Refresh); return nil })
+	}
 	notify("READY=1\nSTATUS=serving on http " + strconv.Itoa(httpPort))
 	g.Go(func() error { reloadOnHUP(ctx, hup, cfgPath, web, log); return nil })
 	<-ctx.Done()

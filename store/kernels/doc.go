@@ -7,8 +7,12 @@
 // fsynced and renamed over it; a network's default is a new link renamed over the old one.
 // A node fetching a kernel meanwhile gets the old file or the new one, never half of one.
 //
-// The package must not touch anything outside the directory, and knows nothing of HTTP,
-// node records or configuration: which networks exist and which nodes boot a file are the
+// A Puller mirrors kernels from upstream URLs into the directory (pull.go): it is the one
+// part that speaks HTTP, as a client, and keeps each network's pull state (conditional-GET
+// validators, recent pulls) in .pull-<network>.json beside the kernels.
+//
+// The package must not touch anything outside the directory, and knows nothing of serving
+// HTTP, node records or configuration: which networks exist and which nodes boot a file are the
 // caller's to say (Remove's inUse, List's networks). Kernel names follow ipxe's rules
 // (ipxe.ValidateKernel), since they end up in boot scripts.
 package kernels
