@@ -295,26 +295,28 @@ func (s *Server) handle(l *listener, b []byte, cm *ipv4.ControlMessage, src net.
 		s.logDrop(l, in, d, len(b))
 		return
 	}
-	log := s.log.With("mac", d.Client.MAC.String(), "xid", d.Client.XID.String())
 	out := &ipv4.ControlMessage{Src: d.Server.AsSlice()}
 	if d.Broadcast {
 		out.IfIndex = in.IfIndex
 	}
 	if _, err := l.pc.WriteTo(d.Reply.ToBytes(), out, net.UDPAddrFromAddrPort(d.To)); err != nil {
 		s.m.dropped.WithLabelValues(dropSendFailed).Inc()
-		args := []any{"to", d.To, "iface", in.Iface, "err", err}
+		args := []any{"mac", d.Client.MAC.String(), "xid", d.Client.XID.String(), "to", d.To, "iface", in.Iface, "err", err}
 		lvl, held := s.dropLevel(dropSendFailed)
 		if lvl > slog.LevelDebug {
 			args = append(args, "held_back", held)
 		}
-		log.Log(context.Background(), lvl, "dhcp reply not sent", args...)
+		s.log.Log(context.Background(), lvl, "dhcp reply not sent", args...)
 		return
 	}
 	s.m.replies.WithLabelValues(d.Kind).Inc()
-	// Debug: the timeline logs the boot stage at Info, once.
-	log.Debug("proxy dhcp reply sent", "type", d.Reply.MessageType().String(), "kind", d.Kind,
-		"file", d.File, "arch", archLabel(d.Client), "ipxe", d.Client.IPXE, "to", d.To,
-		"iface", in.Iface, "server", d.Server)
+	// Debug: the timeline logs the boot stage at Info, once. The arguments are built only
+	// when Debug is on: this runs for every reply of a boot storm.
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("proxy dhcp reply sent", "mac", d.Client.MAC.String(), "xid", d.Client.XID.String(),
+			"type", d.Reply.MessageType().String(), "kind", d.Kind, "file", d.File, "arch", archLabel(d.Client), "ipxe", d.Client.IPXE, "to", d.To,
+			"iface", in.Iface, "server", d.Server)
+	}
 	if s.timeline != nil {
 		ev := timeline.Event{MAC: d.Client.MAC.String(), IP: d.Client.IP, Stage: stages[d.Kind], Time: time.Now()}
 		if d.Client.HasArch {
