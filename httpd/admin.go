@@ -324,5 +324,10 @@ func bootState(evs []store.Event, now time.Time, after time.Duration) (last stor
 		return store.Event{}, false
 	}
 	last = evs[len(evs)-1]
-	return last, last.Stage != string(timeline.KernelSent) && now.Sub(last.Time) > after
+	return last, stuckAt(last, now, after)
+}
+
+// stuckAt is bootState's rule for a timeline whose last event is last.
+func stuckAt(last store.Event, now time.Time, after time.Duration) bool {
+	return last.Stage != string(timeline.KernelSent) && now.Sub(last.Time) > after
 }

@@ -68,7 +68,7 @@ var listParams = []string{"q", "state", "sort", "order", "limit", "cursor"}
 // listQuery is a validated list request.
 type listQuery struct {
 	paged bool     // a parameter was given: answer a listPage
-	terms []string // q split on spaces, lower-case; every term must match
+	terms []searchTerm // q split on spaces; every term must match
 	state string   // "" or one of listStates
 	sort  string
 	desc  bool
@@ -116,7 +116,9 @@ func parseListQuery(q map[string][]string, defSort string, defDesc bool) (listQu
 		if !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
 			return lq, fmt.Errorf("%w: q holds a control character or invalid UTF-8", errBadInput)
 		}
-		lq.terms = strings.Fields(strings.ToLower(s))
+		for _, t := range strings.Fields(strings.ToLower(s)) {
+			lq.terms = append(lq.terms, newSearchTerm(t))
+		}
 	}
 	if s := get("state"); s != "" {
 		if !slices.Contains(listStates, s) {
@@ -200,6 +202,10 @@ type snapshot struct {
 	built   time.Time
 	entries []entry // ordered by MAC
 	fleet   Fleet
+
+	mu     sync.Mutex          // guards orders and keys
+	orders map[string][]int32  // sort column → entry indices, ascending (see order)
+	keys   map[string][]string // sort column → each entry's key
 }
 
 // views caches the snapshot: it is rebuilt only when the store's revision moved (or it is
@@ -283,11 +289,7 @@ func buildSnapshot(nodes Nodes, rev uint64, now time.Time) (*snapshot, error) {
 
 // stuck and booted depend on the time of the request, not of the snapshot.
 func (e *entry) stuck(now time.Time, after time.Duration) bool {
-	if e.last.Stage == "" {
-		return false
-	}
-	_, stuck := bootState([]store.Event{e.last}, now, after)
-	return stuck
+	return e.last.Stage != "" && stuckAt(e.last, now, after)
 }
 
 func (e *entry) booted(now time.Time) bool {
@@ -308,33 +310,45 @@ func (e *entry) hasState(state string, now time.Time, after time.Duration) bool 
 	return true
 }
 
+// searchTerm is one word of q, with what it can be read as, worked out once per request.
+type searchTerm struct {
+	text   string
+	hex    string // as hex digits of a MAC (fragment); "" if it cannot be one
+	farm   uint64
+	isFarm bool
+}
+
+func newSearchTerm(t string) searchTerm {
+	st := searchTerm{text: t}
+	st.hex, _ = macFragment(t)
+	st.farm, st.isFarm = parseFarmTerm(t)
+	return st
+}
+
+func parseFarmTerm(t string) (uint64, bool) {
+	f, err := strconv.ParseUint(t, 10, 64)
+	return f, err == nil
+}
+
 // matches reports whether every search term matches the entry: a MAC in any accepted
 // spelling or a fragment of one, a farm id (whole), a network, or an IP (or its start).
-func (e *entry) matches(terms []string) bool {
-	for _, t := range terms {
-		if !e.matchTerm(t) {
+func (e *entry) matches(terms []searchTerm) bool {
+	for i := range terms {
+		if !e.matchTerm(&terms[i]) {
 			return false
 		}
 	}
 	return true
 }
 
-func (e *entry) matchTerm(t string) bool {
-	if h, ok := macFragment(t); ok && strings.Contains(e.hex, h) {
+func (e *entry) matchTerm(t *searchTerm) bool {
+	if t.hex != "" && strings.Contains(e.hex, t.hex) {
 		return true
 	}
-	if e.node != nil {
-		if strings.Contains(e.node.Network, t) {
-			return true
-		}
-		if f, err := strconv.ParseUint(t, 10, 64); err == nil && f == e.node.Farm {
-			return true
-		}
-	}
-	if e.seen != nil && e.seen.IP != "" && strings.HasPrefix(e.seen.IP, t) {
+	if e.node != nil && (strings.Contains(e.node.Network, t.text) || (t.isFarm && t.farm == e.node.Farm)) {
 		return true
 	}
-	return false
+	return e.seen != nil && e.seen.IP != "" && strings.HasPrefix(e.seen.IP, t.text)
 }
 
 // macFragment turns a search term into hex digits when it can be (part of) a MAC in any of
@@ -423,14 +437,33 @@ type ListPage[T any] struct {
 	Counts Counts `json:"counts"`
 }
 
+// order is the snapshot's entries sorted by one column, ascending (ties by MAC), with each
+// entry's key: computed on first use and kept with the snapshot, so a search re-sorts
+// nothing until the store changes.
+func (s *snapshot) order(col string) ([]int32, []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o, ok := s.orders[col]; ok {
+		return o, s.keys[col]
+	}
+	keys := make([]string, len(s.entries))
+	idx := make([]int32, len(s.entries))
+	for i := range s.entries {
+		keys[i] = s.entries[i].sortKey(col)
+		idx[i] = int32(i)
+	}
+	// Entries are ordered by MAC already: a stable sort by key keeps that order for ties.
+	slices.SortStableFunc(idx, func(a, b int32) int { return strings.Compare(keys[a], keys[b]) })
+	if s.orders == nil {
+		s.orders, s.keys = map[string][]int32{}, map[string][]string{}
+	}
+	s.orders[col], s.keys[col] = idx, keys
+	return idx, keys
+}
+
 // selectEntries applies a query to a snapshot: the rows of one page, the number matching,
 // the next cursor and the counts. include says which entries the endpoint lists at all.
 func selectEntries(s *snapshot, q listQuery, include func(*entry) bool, now time.Time, stuckAfter time.Duration) (page []*entry, total int, next string, counts Counts) {
-	type keyed struct {
-		e   *entry
-		key string
-	}
-	var match []keyed
 	for i := range s.entries {
 		e := &s.entries[i]
 		if e.node != nil {
@@ -444,25 +477,29 @@ func selectEntries(s *snapshot, q listQuery, include func(*entry) bool, now time
 		if e.booted(now) {
 			counts.Booted++
 		}
-		if !include(e) || !e.hasState(q.state, now, stuckAfter) || !e.matches(q.terms) {
-			continue
+	}
+	idx, keys := s.order(q.sort)
+	match := make([]int32, 0, 64)
+	for n := range idx {
+		i := idx[n]
+		if q.desc {
+			i = idx[len(idx)-1-n]
 		}
-		match = append(match, keyed{e, e.sortKey(q.sort)})
+		e := &s.entries[i]
+		if include(e) && e.hasState(q.state, now, stuckAfter) && e.matches(q.terms) {
+			match = append(match, i)
+		}
 	}
 	total = len(match)
-	order := func(aKey, aMAC, bKey, bMAC string) int {
-		c := cmp.Or(strings.Compare(aKey, bKey), strings.Compare(aMAC, bMAC))
-		if q.desc {
-			return -c
-		}
-		return c
-	}
-	slices.SortFunc(match, func(a, b keyed) int { return order(a.key, a.e.mac, b.key, b.e.mac) })
 	start := 0
-	if q.after != nil {
-		start, _ = slices.BinarySearchFunc(match, q.after, func(k keyed, c *listCursor) int {
-			// Entries up to and including the cursor's row count as "before".
-			if order(k.key, k.e.mac, c.Key, c.MAC) <= 0 {
+	if c := q.after; c != nil {
+		// The first row after the cursor's (key, MAC) in the requested direction.
+		start, _ = slices.BinarySearchFunc(match, c, func(i int32, c *listCursor) int {
+			o := cmp.Or(strings.Compare(keys[i], c.Key), strings.Compare(s.entries[i].mac, c.MAC))
+			if q.desc {
+				o = -o
+			}
+			if o <= 0 {
 				return -1
 			}
 			return 1
@@ -470,12 +507,12 @@ func selectEntries(s *snapshot, q listQuery, include func(*entry) bool, now time
 	}
 	end := min(start+q.limit, len(match))
 	page = make([]*entry, 0, end-start)
-	for _, k := range match[start:end] {
-		page = append(page, k.e)
+	for _, i := range match[start:end] {
+		page = append(page, &s.entries[i])
 	}
 	if end < len(match) {
 		last := match[end-1]
-		next = listCursor{Sort: q.sort, Desc: q.desc, Key: last.key, MAC: last.e.mac}.encode()
+		next = listCursor{Sort: q.sort, Desc: q.desc, Key: keys[last], MAC: s.entries[last].mac}.encode()
 	}
 	return page, total, next, counts
 }
