@@ -41,11 +41,9 @@ func stepOf(stage string) int {
 	return -1
 }
 
-// Fleet is the answer of GET /api/v1/fleet.
+// Fleet is the answer of GET /api/v1/fleet. It holds no "generated at" time, so its ETag
+// changes only when a figure does (or the window moves on, once an hour).
 type Fleet struct {
-	// Generated is when the figures were computed (at most a minute before the request, or
-	// at the last change in the store).
-	Generated time.Time `json:"generated"`
 	// Hours are the boots (kernels sent whole) of each of the last 24 hours, oldest first.
 	Hours []FleetHour `json:"hours"`
 	// Steps are the duration of each boot step over the same window, in boot order (the
@@ -103,7 +101,7 @@ func (b *fleetBuilder) add(evs []store.Event) {
 }
 
 func (b *fleetBuilder) fleet() Fleet {
-	f := Fleet{Generated: b.now.UTC(), Hours: make([]FleetHour, fleetHours), Steps: []FleetStep{}}
+	f := Fleet{Hours: make([]FleetHour, fleetHours), Steps: []FleetStep{}}
 	for i, n := range b.hours {
 		f.Hours[i] = FleetHour{Start: b.from.Add(time.Duration(i) * time.Hour), Boots: n}
 	}

@@ -162,12 +162,9 @@
     token: '',
     networks: [], // [{name, display, kernel}]
     networksError: '',
-    nodes: [],
-    discovered: [],
     expanded: new Set(), // "<table>:<mac>" of open rows
-    details: new Map(), // "<table>:<mac>" -> {row, known} kept across refreshes
+    details: new Map(), // "<table>:<mac>" -> {row, assign} kept across refreshes
     timer: 0,
-    seq: 0,
   };
 
   async function api(path, { method = 'GET', body, auth = true } = {}) {
@@ -408,32 +405,177 @@
     try { sessionStorage.removeItem(TOKEN_KEY); } catch { /* nothing stored */ }
     state.expanded.clear();
     state.details.clear();
-    $('#discovered tbody').replaceChildren();
-    $('#known tbody').replaceChildren();
+    for (const name of Object.keys(TABLES)) {
+      Object.assign(view[name], { cursors: [''], url: '', etag: '', data: null, rows: new Map() });
+      $(`#${name} tbody`).replaceChildren();
+    }
+    view.fleetEtag = '';
+    $('#nodes-counts').replaceChildren();
+    delete $('#nodes-counts').dataset.sig;
     lock('Token forgotten.', false);
   }
 
-  // ---- nodes --------------------------------------------------------------------------------
+  // ---- nodes: search, filters, sorting and pages, all done by the server --------------------
+  //
+  // Each table shows one page (PAGE_SIZE rows) of its endpoint, asked with the shared search
+  // and state filter. A refresh asks for the same page with the ETag of the last answer: when
+  // nothing changed the server answers 304 with no body, and when something did, rows are
+  // updated in place, so the scroll position, open timelines and half-typed forms stay.
 
-  // refreshNodes loads both lists and redraws them; false when the token was refused.
-  async function refreshNodes() {
-    // Overlapping refreshes (timer, button, after an assign) are fine: only the latest draws.
-    const seq = ++state.seq;
+  const PAGE_SIZE = 50;
+
+  // The sort order of each column when it is first chosen: newest and largest first.
+  const DESC_FIRST = new Set(['last_seen', 'first_seen', 'count', 'updated']);
+
+  const TABLES = {
+    discovered: { path: '/api/v1/discovered', sort: 'last_seen', order: 'desc', cols: 9, param: 'd',
+      empty: 'No node has asked for a script yet.' },
+    known: { path: '/api/v1/nodes', sort: 'mac', order: 'asc', cols: 8, param: 'k',
+      empty: 'No node records yet.' },
+  };
+
+  const view = {
+    q: '',
+    state: '',
+    fleetEtag: '',
+    searchTimer: 0,
+  };
+  for (const [name, t] of Object.entries(TABLES)) {
+    // cursors: the cursor of each page up to the current one ('' for the first), so
+    // "Previous" can go back; rows: MAC → {tr, sig} of the rows on the page.
+    view[name] = { sort: t.sort, order: t.order, cursors: [''], url: '', etag: '', data: null, rows: new Map(), seq: 0 };
+  }
+
+  // apiTagged is a GET that sends the ETag of the last answer: {notModified} or {body, etag}.
+  async function apiTagged(path, etag) {
+    const headers = new Headers({ Accept: 'application/json' });
+    if (!state.token) throw new APIError(401, 'Enter the admin token first.');
     try {
-      const [nodes, discovered] = await Promise.all([api('/api/v1/nodes'), api('/api/v1/discovered')]);
-      if (seq !== state.seq) return true;
-      state.nodes = Array.isArray(nodes) ? nodes : [];
-      state.discovered = Array.isArray(discovered) ? discovered : [];
+      headers.set('Authorization', `Bearer ${state.token}`);
+    } catch {
+      throw new APIError(401, 'token refused: it holds characters that cannot be sent in a header');
+    }
+    if (etag) headers.set('If-None-Match', etag);
+    let res;
+    try {
+      res = await fetch(path, { headers, cache: 'no-store', credentials: 'omit' });
+    } catch (e) {
+      throw new APIError(0, `Cannot reach bootstrapd: ${e.message}`);
+    }
+    if (res.status === 304) return { notModified: true };
+    if (res.status === 401) throw new APIError(401, 'token refused');
+    let text = '';
+    try { text = await res.text(); } catch { /* the status says enough */ }
+    let body = null;
+    try { body = text ? JSON.parse(text) : null; } catch { /* below */ }
+    if (!res.ok) {
+      const msg = body && typeof body.error === 'string' && body.error ? body.error : `${res.status} ${res.statusText}`.trim();
+      throw new APIError(res.status, msg);
+    }
+    if (body === null) throw new APIError(res.status, `Bad JSON from ${path}`);
+    return { body, etag: res.headers.get('ETag') || '' };
+  }
+
+  // ---- the URL keeps the search, the filter and the sort orders, so a link can be shared ---
+
+  function readURL() {
+    const p = new URLSearchParams(location.search);
+    view.q = (p.get('q') || '').slice(0, 100);
+    const st = p.get('state') || '';
+    view.state = ['known', 'unknown', 'stuck', 'booted'].includes(st) ? st : '';
+    for (const [name, t] of Object.entries(TABLES)) {
+      const s = p.get(`${t.param}sort`);
+      const o = p.get(`${t.param}order`);
+      if (s && /^[a-z_]{1,20}$/.test(s)) view[name].sort = s;
+      if (o === 'asc' || o === 'desc') view[name].order = o;
+    }
+    $('#node-q').value = view.q;
+    $('#node-state').value = view.state;
+  }
+
+  function writeURL() {
+    const p = new URLSearchParams();
+    if (view.q) p.set('q', view.q);
+    if (view.state) p.set('state', view.state);
+    for (const [name, t] of Object.entries(TABLES)) {
+      if (view[name].sort !== t.sort || view[name].order !== t.order) {
+        p.set(`${t.param}sort`, view[name].sort);
+        p.set(`${t.param}order`, view[name].order);
+      }
+    }
+    const qs = p.toString();
+    history.replaceState(null, '', `${location.pathname}${qs ? `?${qs}` : ''}${location.hash}`);
+  }
+
+  // ---- loading ----------------------------------------------------------------------------
+
+  // refreshNodes reloads both tables' current pages and the fleet view; false when the token
+  // was refused.
+  async function refreshNodes() {
+    try {
+      const changed = await Promise.all([loadTable('discovered'), loadTable('known'), loadFleet()]);
       showMsg($('#nodes-error'), '');
-      renderNodes();
-      $('#nodes-updated').textContent = `Updated ${fmtTime(new Date())}.`;
+      $('#nodes-updated').textContent = `Updated ${fmtTime(new Date())}${changed.some(Boolean) ? '' : ' (no change)'}.`;
       return true;
     } catch (e) {
-      if (seq !== state.seq && e.status !== 401) return true;
       onAPIError(e, $('#nodes-error'));
       return e.status !== 401;
     }
   }
+
+  // loadTable asks for the table's current page; true when it changed.
+  async function loadTable(name, fresh = false) {
+    const v = view[name];
+    const p = new URLSearchParams();
+    if (view.q) p.set('q', view.q);
+    if (view.state) p.set('state', view.state);
+    p.set('sort', v.sort);
+    p.set('order', v.order);
+    p.set('limit', String(PAGE_SIZE));
+    const cursor = v.cursors[v.cursors.length - 1];
+    if (cursor) p.set('cursor', cursor);
+    const url = `${TABLES[name].path}?${p}`;
+    const seq = ++v.seq;
+    const res = await apiTagged(url, !fresh && url === v.url ? v.etag : '');
+    // Overlapping loads (timer, typing, a click): only the latest draws.
+    if (seq !== v.seq || res.notModified) return false;
+    v.url = url;
+    v.etag = res.etag;
+    v.data = res.body;
+    renderTable(name);
+    renderCounts(res.body.counts);
+    return true;
+  }
+
+  // search starts both tables again from their first page.
+  function search() {
+    for (const name of Object.keys(TABLES)) view[name].cursors = [''];
+    writeURL();
+    renderSortHeaders();
+    return Promise.all(Object.keys(TABLES).map((n) => loadTable(n, true)))
+      .then(() => showMsg($('#nodes-error'), ''), (e) => onAPIError(e, $('#nodes-error')));
+  }
+
+  function fmtCount(n) {
+    return Number(n || 0).toLocaleString('en-US');
+  }
+
+  // renderCounts writes the farm's summary; each figure also sets the state filter.
+  function renderCounts(c) {
+    if (!c || typeof c !== 'object') return;
+    const parts = [['known', 'known'], ['unknown', 'unknown'], ['stuck', 'stuck'], ['booted', 'booted in the last hour']];
+    const box = $('#nodes-counts');
+    const sig = JSON.stringify(c);
+    if (box.dataset.sig === sig) return;
+    box.dataset.sig = sig;
+    box.replaceChildren(...parts.map(([k, label], i) => [i ? ', ' : '',
+      el('button', { type: 'button', class: `count linklike ${k}`, dataset: { state: k },
+        title: `Show only the ${k} nodes`,
+        onclick: () => { $('#node-state').value = k; view.state = k; search(); } },
+      `${fmtCount(c[k])} ${label}`)]).flat());
+  }
+
+  // ---- rows ---------------------------------------------------------------------------------
 
   function stageCell(stage) {
     return stage ? el('td', {}, el('code', {}, stage)) : el('td', { class: 'muted', text: '—' });
@@ -447,13 +589,8 @@
     return out;
   }
 
-  function renderNodes() {
-    const seen = new Map(state.discovered.map((d) => [d.mac, d]));
-    const disc = [...state.discovered].sort((a, b) =>
-      String(b.last_seen || '').localeCompare(String(a.last_seen || '')) || String(a.mac).localeCompare(String(b.mac)));
-    const known = [...state.nodes].sort((a, b) => String(a.mac).localeCompare(String(b.mac)));
-
-    renderTable('discovered', disc, 9, (d) => [
+  const CELLS = {
+    discovered: (d) => [
       el('td', { class: 'state' }, stateBadges(d, d.known)),
       el('td', { text: d.arch || '—' }),
       el('td', {}, d.ip ? el('code', {}, d.ip) : '—'),
@@ -461,72 +598,150 @@
       timeCell(d.first_seen),
       timeCell(d.last_seen),
       el('td', { class: 'num', text: String(d.count ?? '') }),
-      el('td', {}, d.known ? '' : el('button', {
+      el('td', {}, d.known ? (d.network ? el('span', { class: 'muted' }, `${d.network} / ${d.farm}`) : '') : el('button', {
         type: 'button', class: 'assign-open', 'aria-label': `Assign ${d.mac}`,
-        onclick: () => openRow('discovered', d.mac, true),
+        onclick: () => openRow('discovered', String(d.mac), true),
       }, 'Assign…')),
-    ], (d) => !d.known);
+    ],
+    known: (n) => [
+      el('td', { class: 'state' }, n.last_stage ? el('code', {}, n.last_stage) : el('span', { class: 'muted' }, '—'),
+        n.stuck ? [' ', badge('stuck', 'stuck', `No progress since “${n.last_stage || '?'}”`)] : ''),
+      el('td', {}, el('code', {}, n.network)),
+      el('td', { class: 'num', text: String(n.farm) }),
+      el('td', {}, n.args ? el('code', {}, n.args) : el('span', { class: 'muted' }, '—')),
+      el('td', {}, n.kernel ? el('code', {}, n.kernel) : el('span', { class: 'muted' }, 'network default')),
+      n.last_seen ? timeCell(n.last_seen) : el('td', { class: 'muted', text: 'never' }),
+      timeCell(n.updated),
+    ],
+  };
 
-    renderTable('known', known, 8, (n) => {
-      const d = seen.get(n.mac);
-      return [
-        el('td', { class: 'state' }, d && d.last_stage ? el('code', {}, d.last_stage) : el('span', { class: 'muted' }, '—'),
-          d && d.stuck ? [' ', badge('stuck', 'stuck', `No progress since “${d.last_stage || '?'}”`)] : ''),
-        el('td', {}, el('code', {}, n.network)),
-        el('td', { class: 'num', text: String(n.farm) }),
-        el('td', {}, n.args ? el('code', {}, n.args) : el('span', { class: 'muted' }, '—')),
-        el('td', {}, n.kernel ? el('code', {}, n.kernel) : el('span', { class: 'muted' }, 'network default')),
-        d ? timeCell(d.last_seen) : el('td', { class: 'muted', text: 'never' }),
-        timeCell(n.updated),
-      ];
-    }, () => false);
+  const canAssign = { discovered: (d) => !d.known, known: () => false };
 
-    $('#discovered-empty').hidden = disc.length > 0;
-    $('#known-empty').hidden = known.length > 0;
+  function mainRow(table, mac) {
+    const key = `${table}:${mac}`;
+    const detailId = `detail-${table}-${mac.replace(/[^0-9a-zA-Z]/g, '')}`;
+    const toggle = el('button', {
+      type: 'button', class: 'expander', 'aria-expanded': 'false', 'aria-controls': detailId,
+      title: 'Show or hide the boot timeline',
+      onclick: () => (state.expanded.has(key) ? closeRow(table, mac) : openRow(table, mac, false)),
+    }, el('code', {}, mac));
+    return el('tr', { class: 'main', dataset: { mac } }, el('td', {}, toggle));
   }
 
-  // renderTable redraws a node table. Rows that were open stay open and keep their detail row
-  // (and any half-filled assign form); their timeline is reloaded.
-  function renderTable(table, items, cols, cells, canAssign) {
-    const tbody = $(`#${table} tbody`);
-    const rows = [];
-    const keep = new Set();
+  // renderTable updates the table to the current page: rows whose data did not change are
+  // left alone, changed ones get new cells (the MAC button stays), and only rows that came
+  // or went are added or removed. Open rows keep their detail row and its form; their
+  // timeline is reloaded only when the row changed.
+  function renderTable(name) {
+    const v = view[name];
+    const items = Array.isArray(v.data && v.data.items) ? v.data.items : [];
+    const tbody = $(`#${name} tbody`);
+    const want = [];
+    const keepRows = new Map();
     for (const item of items) {
       const mac = String(item.mac);
-      const key = `${table}:${mac}`;
+      const key = `${name}:${mac}`;
+      const sig = JSON.stringify(item);
+      let r = v.rows.get(mac);
+      if (!r) r = { tr: mainRow(name, mac), sig: '' };
+      const changed = r.sig !== sig;
+      if (changed) {
+        while (r.tr.children.length > 1) r.tr.lastElementChild.remove();
+        r.tr.append(...CELLS[name](item));
+        r.sig = sig;
+      }
+      keepRows.set(mac, r);
+      want.push(r.tr);
       const open = state.expanded.has(key);
-      const detailId = `detail-${table}-${mac.replace(/[^0-9a-zA-Z]/g, '')}`;
-      const toggle = el('button', {
-        type: 'button', class: 'expander', 'aria-expanded': open ? 'true' : 'false', 'aria-controls': detailId,
-        title: 'Show or hide the boot timeline',
-        onclick: () => (state.expanded.has(key) ? closeRow(table, mac) : openRow(table, mac, false)),
-      }, el('code', {}, mac));
-      const row = el('tr', { class: 'main', dataset: { mac } }, el('td', {}, toggle), ...cells(item));
-      rows.push(row);
-      if (open) {
-        const assign = canAssign(item);
-        let det = state.details.get(key);
-        if (!det || det.assign !== assign) {
-          det = { row: detailRow(table, mac, cols, detailId, assign), assign };
-          state.details.set(key, det);
-        }
-        rows.push(det.row);
-        keep.add(key);
-        loadEvents(det.row, mac);
+      $('button.expander', r.tr).setAttribute('aria-expanded', open ? 'true' : 'false');
+      if (!open) continue;
+      const assign = canAssign[name](item);
+      let det = state.details.get(key);
+      const fresh = !det || det.assign !== assign;
+      if (fresh) {
+        det = { row: detailRow(name, mac, TABLES[name].cols, `detail-${name}-${mac.replace(/[^0-9a-zA-Z]/g, '')}`, assign), assign };
+        state.details.set(key, det);
+      }
+      want.push(det.row);
+      if (fresh || changed) loadEvents(det.row, mac);
+    }
+    v.rows = keepRows;
+    const wanted = new Set(want);
+    for (const key of [...state.details.keys()]) {
+      if (key.startsWith(`${name}:`) && !wanted.has(state.details.get(key).row)) {
+        state.details.delete(key);
+        state.expanded.delete(key);
       }
     }
-    for (const key of [...state.details.keys()]) {
-      if (key.startsWith(`${table}:`) && !keep.has(key)) state.details.delete(key);
+    // Remove first, then move only what is out of place: a row that stays is never taken out
+    // of the document, so the focus and the scroll position stay where they were.
+    for (const c of [...tbody.children]) if (!wanted.has(c)) c.remove();
+    let ref = tbody.firstElementChild;
+    for (const n of want) {
+      if (n === ref) ref = ref.nextElementSibling;
+      else tbody.insertBefore(n, ref);
     }
-    for (const key of [...state.expanded]) {
-      if (key.startsWith(`${table}:`) && !keep.has(key)) state.expanded.delete(key);
+    renderPager(name, items.length);
+  }
+
+  function renderPager(name, shown) {
+    const v = view[name];
+    const total = v.data ? Number(v.data.total) || 0 : 0;
+    const first = (v.cursors.length - 1) * PAGE_SIZE;
+    const filtered = view.q || view.state;
+    const info = $(`#${name}-pageinfo`);
+    info.textContent = total === 0 ? '' :
+      `Rows ${fmtCount(first + 1)}–${fmtCount(first + shown)} of ${fmtCount(total)}${filtered ? ' matching' : ''}.`;
+    $(`#${name}-prev`).disabled = v.cursors.length <= 1;
+    $(`#${name}-next`).disabled = !(v.data && v.data.next);
+    $(`#${name}-pager`).hidden = total <= PAGE_SIZE && v.cursors.length <= 1;
+    const empty = $(`#${name}-empty`);
+    empty.textContent = filtered ? 'No node matches the search and filter.' : TABLES[name].empty;
+    empty.hidden = total > 0;
+  }
+
+  function page(name, dir) {
+    const v = view[name];
+    if (dir > 0) {
+      if (!v.data || !v.data.next) return;
+      v.cursors.push(v.data.next);
+    } else {
+      if (v.cursors.length <= 1) return;
+      v.cursors.pop();
     }
-    tbody.replaceChildren(...rows);
+    loadTable(name, true).catch((e) => onAPIError(e, $('#nodes-error')));
+  }
+
+  // ---- sorting ------------------------------------------------------------------------------
+
+  function renderSortHeaders() {
+    for (const name of Object.keys(TABLES)) {
+      for (const b of document.querySelectorAll(`#${name} thead button.sort`)) {
+        const th = b.closest('th');
+        const on = b.dataset.sort === view[name].sort;
+        if (on) th.setAttribute('aria-sort', view[name].order === 'desc' ? 'descending' : 'ascending');
+        else th.removeAttribute('aria-sort');
+        b.dataset.dir = on ? view[name].order : '';
+      }
+    }
+  }
+
+  function sortBy(name, col) {
+    const v = view[name];
+    if (v.sort === col) v.order = v.order === 'asc' ? 'desc' : 'asc';
+    else {
+      v.sort = col;
+      v.order = DESC_FIRST.has(col) ? 'desc' : 'asc';
+    }
+    v.cursors = [''];
+    writeURL();
+    renderSortHeaders();
+    loadTable(name, true).catch((e) => onAPIError(e, $('#nodes-error')));
   }
 
   function openRow(table, mac, focusAssign) {
     state.expanded.add(`${table}:${mac}`);
-    renderNodes();
+    renderTable(table);
     if (focusAssign) {
       const det = state.details.get(`${table}:${mac}`);
       const sel = det && $('select', det.row);
@@ -536,12 +751,13 @@
 
   function closeRow(table, mac) {
     state.expanded.delete(`${table}:${mac}`);
-    renderNodes();
+    renderTable(table);
   }
 
   function detailRow(table, mac, cols, id, assign) {
     const timeline = el('div', { class: 'timeline' },
       el('h4', {}, `Boot timeline of ${mac}`),
+      el('div', { class: 'chart boot-chart' }),
       el('p', { class: 'help events-status', role: 'status' }, 'Loading…'),
       el('table', { class: 'events', hidden: true },
         el('thead', {}, el('tr', {},
@@ -552,12 +768,122 @@
       el('td', { colspan: cols }, el('div', { class: 'detail-body' }, assign ? assignForm(mac) : null, timeline)));
   }
 
+  // ---- charts: inline SVG built element by element (no markup strings, no library) --------
+
+  const SVG = 'http://www.w3.org/2000/svg';
+
+  function svg(tag, attrs = {}, ...children) {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === 'text') e.textContent = v;
+      else e.setAttribute(k, String(v));
+    }
+    for (const c of children.flat()) if (c) e.append(c);
+    return e;
+  }
+
+  // The boot steps, in order, as the server's fleet view names them.
+  const STEP_OF = { offer_binary: 0, offer_httpboot: 0, offer_script: 0, tftp_sent: 1, script_served: 2, kernel_requested: 3, kernel_sent: 4 };
+  const STEP_LABEL = { tftp: 'offer → TFTP', script: '→ script', kernel_requested: '→ kernel requested', kernel_sent: '→ kernel sent' };
+  const STEP_NAMES = ['offer', 'tftp', 'script', 'kernel_requested', 'kernel_sent'];
+
+  // bootSteps returns the durations of the node's latest boot attempt: one per step reached,
+  // measured from the previous step's event. A step that goes back (a new offer, a script
+  // asked again) starts a new attempt; other stages are skipped.
+  function bootSteps(evs) {
+    let run = [];
+    let prev = -1;
+    let prevT = 0;
+    for (const ev of evs) {
+      const s = STEP_OF[ev.stage];
+      const d = parseTime(ev.time);
+      if (s === undefined || !d) continue;
+      if (s <= prev) run = [];
+      else if (prev >= 0) run.push({ step: STEP_NAMES[s], ms: d.getTime() - prevT });
+      prev = s;
+      prevT = d.getTime();
+    }
+    return run;
+  }
+
+  // barChart draws horizontal bars: rows of {label, value, text, cls}.
+  function barChart(rows, title) {
+    const rowH = 22;
+    const labelW = 150;
+    const width = 520;
+    const max = Math.max(1, ...rows.map((r) => r.value));
+    const h = rows.length * rowH + 4;
+    return svg('svg', { viewBox: `0 0 ${width} ${h}`, width: '100%', height: h, role: 'img', 'aria-label': title, class: 'bars', preserveAspectRatio: 'xMinYMin meet' },
+      svg('title', { text: title }),
+      rows.map((r, i) => {
+        const w = Math.max(2, Math.round((r.value / max) * (width - labelW - 90)));
+        const y = i * rowH + 2;
+        return svg('g', { class: r.cls || '' },
+          svg('text', { x: 0, y: y + 15, class: 'label', text: r.label }),
+          svg('rect', { x: labelW, y: y + 3, width: w, height: rowH - 8, rx: 2 }),
+          svg('text', { x: labelW + w + 6, y: y + 15, class: 'value', text: r.text }));
+      }));
+  }
+
+  function drawBootChart(row, mac, evs) {
+    const box = $('.boot-chart', row);
+    const steps = bootSteps(evs);
+    if (!steps.length) {
+      box.replaceChildren(el('p', { class: 'help' }, 'No boot step to chart yet: the chart needs two stages of one boot.'));
+      return;
+    }
+    const slowest = steps.reduce((a, b) => (b.ms > a.ms ? b : a));
+    const title = `Latest boot of ${mac}, time per step: ` + steps.map((s) => `${STEP_LABEL[s.step]} ${fmtDuration(s.ms)}`).join(', ');
+    box.replaceChildren(barChart(steps.map((s) => ({
+      label: STEP_LABEL[s.step], value: s.ms, text: fmtDuration(s.ms), cls: s === slowest ? 'slowest' : '',
+    })), title));
+  }
+
+  async function loadFleet() {
+    const res = await apiTagged('/api/v1/fleet', view.fleetEtag);
+    if (res.notModified) return false;
+    view.fleetEtag = res.etag;
+    const f = res.body || {};
+    const hours = Array.isArray(f.hours) ? f.hours : [];
+    const steps = Array.isArray(f.steps) ? f.steps : [];
+    const total = hours.reduce((a, h) => a + (Number(h.boots) || 0), 0);
+    const slow = steps.find((s) => s.step === f.slowest);
+    $('#fleet-summary').textContent = `${fmtCount(total)} boot${total === 1 ? '' : 's'} in the last 24 hours.` +
+      (slow ? ` Slowest step: ${STEP_LABEL[slow.step] || slow.step}, median ${fmtDuration(slow.median_ms)}, 90% within ${fmtDuration(slow.p90_ms)}.` : '');
+
+    // Boots per hour: vertical bars, oldest on the left.
+    const W = 520;
+    const H = 120;
+    const max = Math.max(1, ...hours.map((h) => Number(h.boots) || 0));
+    const bw = W / Math.max(1, hours.length);
+    const hourTitle = `Boots per hour, last 24 hours: ${total} in all, at most ${max} in one hour`;
+    $('#fleet-hours').replaceChildren(svg('svg', { viewBox: `0 0 ${W} ${H + 16}`, width: '100%', role: 'img', 'aria-label': hourTitle, class: 'columns' },
+      svg('title', { text: hourTitle }),
+      hours.map((h, i) => {
+        const n = Number(h.boots) || 0;
+        const bh = n ? Math.max(2, Math.round((n / max) * H)) : 0;
+        const d = parseTime(h.start);
+        return svg('g', {},
+          svg('rect', { x: Math.round(i * bw) + 1, y: H - bh, width: Math.max(1, Math.round(bw) - 2), height: bh },
+            svg('title', { text: `${d ? `${pad(d.getHours())}:00` : ''}: ${n} boot${n === 1 ? '' : 's'}` })),
+          i % 6 === 0 && d ? svg('text', { x: Math.round(i * bw) + 1, y: H + 13, class: 'axis', text: `${pad(d.getHours())}:00` }) : null);
+      })));
+    const rows = steps.filter((s) => s.count > 0).map((s) => ({
+      label: STEP_LABEL[s.step] || s.step, value: Number(s.median_ms) || 0,
+      text: `${fmtDuration(Number(s.median_ms) || 0)} (${fmtCount(s.count)})`, cls: s.step === f.slowest ? 'slowest' : '',
+    }));
+    $('#fleet-steps').replaceChildren(rows.length ? barChart(rows, 'Median time of each boot step over the last 24 hours' +
+      (slow ? `; slowest: ${STEP_LABEL[slow.step] || slow.step}` : '')) : el('p', { class: 'help' }, 'No boot step recorded in the last 24 hours.'));
+    return true;
+  }
+
   async function loadEvents(row, mac) {
     const status = $('.events-status', row);
     const table = $('table.events', row);
     try {
       const evs = await api(`/api/v1/nodes/${encodeURIComponent(mac)}/events`);
       const list = Array.isArray(evs) ? evs : [];
+      drawBootChart(row, mac, list);
       let prev = null;
       const trs = list.map((ev) => {
         const d = parseTime(ev.time);
@@ -700,11 +1026,10 @@
 
   // ---- start --------------------------------------------------------------------------------
 
+  // autoRefresh runs even while the operator types in an assign form: rows are updated in
+  // place, so the form, its focus and the scroll position stay.
   function autoRefresh() {
     if (!state.token || document.hidden || !$('#autorefresh').checked || $('#nodes-body').hidden) return;
-    // Redrawing while the operator types in an assign form would move the focus away.
-    const a = document.activeElement;
-    if (a && a.closest && a.closest('form.assign')) return;
     refreshNodes();
   }
 
@@ -723,6 +1048,33 @@
     });
     $('#token-forget').addEventListener('click', forgetToken);
     $('#refresh').addEventListener('click', () => { refreshNodes(); loadNetworks(); });
+
+    readURL();
+    renderSortHeaders();
+    $('#node-search').addEventListener('submit', (e) => {
+      e.preventDefault();
+      clearTimeout(view.searchTimer);
+      view.q = $('#node-q').value.trim().slice(0, 100);
+      search();
+    });
+    // Searching as the operator types, a moment after the last key.
+    $('#node-q').addEventListener('input', () => {
+      clearTimeout(view.searchTimer);
+      view.searchTimer = setTimeout(() => {
+        const q = $('#node-q').value.trim().slice(0, 100);
+        if (q === view.q) return;
+        view.q = q;
+        search();
+      }, 150);
+    });
+    $('#node-state').addEventListener('change', () => { view.state = $('#node-state').value; search(); });
+    for (const name of Object.keys(TABLES)) {
+      for (const b of document.querySelectorAll(`#${name} thead button.sort`)) {
+        b.addEventListener('click', () => sortBy(name, b.dataset.sort));
+      }
+      $(`#${name}-prev`).addEventListener('click', () => page(name, -1));
+      $(`#${name}-next`).addEventListener('click', () => page(name, 1));
+    }
     $('#kernels-refresh').addEventListener('click', () => { refreshKernels(); loadNetworks(); });
 
     loadNetworks();
