@@ -11,6 +11,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 BIN       := bin/bootstrapd
 IPXE_DIR  ?= var/ipxe
 SYSLINUX_DIR ?= var/syslinux
+ARM64_KERNEL_DIR ?= var/arm64-kernel
 FUZZTIME  ?= 10s
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -22,7 +23,7 @@ FUZZ := ./store:FuzzParseMAC ./ipxe:FuzzRender ./ipxe:FuzzValidateKernel \
         ./store/kernels:FuzzCheckHeader \
         ./cmd/bootstrapd/internal/migrate:FuzzParseRows
 
-.PHONY: all build run deps ipxe syslinux embed fetch-check test lint unit fuzz soak e2e storm storm-check media-boot web deb service-check deb-test deb-nspawn clean
+.PHONY: all build run deps ipxe syslinux arm64-kernel embed fetch-check test lint unit fuzz soak e2e storm storm-check media-boot web deb service-check deb-test deb-nspawn clean
 
 all: build
 
@@ -41,9 +42,15 @@ ipxe:
 syslinux:
 	packaging/fetch-syslinux.sh $(SYSLINUX_DIR)
 
+# The arm64 test nodes' kernel: Debian bookworm's pinned linux-image-*-cloud-arm64 (an EFI-stub
+# Image, sha256-checked), extracted to $(ARM64_KERNEL_DIR)/vmlinuz.
+arm64-kernel:
+	packaging/fetch-arm64-kernel.sh $(ARM64_KERNEL_DIR)
+
 # The pinned fetches refuse a .deb whose sha256 differs, extracting nothing.
 fetch-check:
 	test/packaging/fetch-ipxe-sha.sh
+	test/packaging/fetch-arm64-kernel-sha.sh
 	test/packaging/fetch-syslinux-sha.sh
 
 # The script-carrying EFI binaries of /uefi/ (clang + lld; built once, not per request).
@@ -80,7 +87,7 @@ lint:
 	shellcheck -s sh -x packaging/build-deb.sh packaging/fetch-ipxe.sh packaging/private-apt.sh packaging/ipxe-embed/build.sh \
 		packaging/fetch-syslinux.sh packaging/deps.sh packaging/run-config.sh test/packaging/fetch-syslinux-sha.sh \
 		packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm systemd/check.sh test/deb/test.sh test/deb/nspawn.sh .ci/run \
-		test/packaging/fetch-ipxe-sha.sh test/load/http.sh test/load/dhcp.sh test/load/storm.sh test/fuzz/run.sh test/fuzz/selftest.sh test/reliability/soak.sh
+		test/packaging/fetch-ipxe-sha.sh packaging/fetch-arm64-kernel.sh test/packaging/fetch-arm64-kernel-sha.sh test/load/http.sh test/load/dhcp.sh test/load/storm.sh test/fuzz/run.sh test/fuzz/selftest.sh test/reliability/soak.sh
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -100,9 +107,10 @@ soak:
 	test/fuzz/run.sh $(SOAK_FUZZTIME) $(FUZZ)
 
 # Real firmware under qemu in network namespaces: needs root (make deps installs the packages).
-e2e: ipxe
+e2e: ipxe arm64-kernel
 	@[ "$$(id -u)" = 0 ] || { echo "make e2e: the LAN boot test creates network namespaces and must run as root (sudo make test)"; exit 1; }
-	BOOTSTRAPD_E2E=1 BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) $(GO) test -v -count=1 -timeout 40m ./test/e2e/
+	BOOTSTRAPD_E2E=1 BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) BOOTSTRAPD_E2E_KERNEL_ARM64=$(CURDIR)/$(ARM64_KERNEL_DIR)/vmlinuz \
+		$(GO) test -v -count=1 -timeout 40m ./test/e2e/
 
 # A boot storm (test/load/storm.sh): STORM_N simulated nodes, each with its own MAC and lease,
 # walk DHCP, TFTP, iPXE DHCP, the script and a 32 MiB kernel at once, against bootstrapd and
@@ -119,8 +127,8 @@ storm-check: ipxe
 
 # Every medium downloaded from the running daemon and booted in qemu (TCG, user networking)
 # until the real kernel it fetches from the daemon prints the request's command line.
-media-boot: embed
-	BOOTSTRAPD_MEDIA_QEMU=1 BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) $(GO) test -v -count=1 -timeout 30m -run TestMediaBoot ./cmd/bootstrapd/
+media-boot: embed arm64-kernel
+	BOOTSTRAPD_MEDIA_QEMU=1 BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) BOOTSTRAPD_KERNEL_ARM64=$(CURDIR)/$(ARM64_KERNEL_DIR)/vmlinuz $(GO) test -v -count=1 -timeout 30m -run TestMediaBoot ./cmd/bootstrapd/
 
 # The operator page in headless Chromium (Debian chromium; playwright-core from test/web).
 web: ipxe

@@ -13,8 +13,10 @@ set -eu
 # the appliance's namespace for the e2e HTTP Boot case. sqlite3 builds and reads the
 # 0-bootstrap database fixture of `bootstrapd migrate`'s tests. nginx-light is the boot
 # storm's stand-in HTTP server (make storm). etcd-server is the etcd the store tests start
-# on loopback (its own service must not run: see policy-rc.d below).
-PACKAGES="qemu-system-x86 qemu-utils ipxe-qemu ovmf seabios dnsmasq-base iproute2 nftables procps
+# on loopback (its own service must not run: see policy-rc.d below). qemu-system-arm
+# (qemu-system-aarch64) and qemu-efi-aarch64 (AAVMF) run the arm64 nodes of the e2e and
+# media-boot suites; their kernel is make arm64-kernel's.
+PACKAGES="qemu-system-x86 qemu-system-arm qemu-efi-aarch64 qemu-utils ipxe-qemu ovmf seabios dnsmasq-base iproute2 nftables procps
  linux-image-amd64 curl tftp-hpa xorriso mtools dosfstools isolinux syslinux syslinux-common
  lintian dpkg-dev fakeroot ca-certificates build-essential git prometheus chromium
  clang lld systemd adduser python3 shellcheck sqlite3 nginx-light etcd-server"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -22,12 +23,16 @@ import (
 // loopback at 10.0.2.2). A case passes only when the real Debian kernel, fetched from the
 // daemon by the script inside the medium, prints a command line with the network, the farm
 // id and a token that exists only in that request's URL (or, for -provision, in the node
-// record). Run with
+// record). The arm64 case boots /uefi/…?arch=arm64 from a FAT disk on AAVMF (qemu's arm64
+// virt machine): the script must fetch the network's arm64 kernel, net/test-arm64.efi, and
+// the boot timeline must show it requested and sent for the VM's MAC. Run with
 //
-//	BOOTSTRAPD_MEDIA_QEMU=1 go test -v -count=1 -timeout 30m -run TestMediaBoot ./cmd/bootstrapd/
+//	BOOTSTRAPD_MEDIA_QEMU=1 BOOTSTRAPD_KERNEL_ARM64=var/arm64-kernel/vmlinuz \
+//	    go test -v -count=1 -timeout 30m -run TestMediaBoot ./cmd/bootstrapd/
 //
-// Needs qemu-system-x86, ovmf, linux-image-amd64, isolinux, syslinux-common, make ipxe and
-// make embed.
+// Needs qemu-system-x86, qemu-system-arm, ovmf, qemu-efi-aarch64, linux-image-amd64,
+// isolinux, syslinux-common, make ipxe, make embed and make arm64-kernel (the Makefile's
+// media-boot target sets BOOTSTRAPD_KERNEL_ARM64).
 func TestMediaBoot(t *testing.T) {
 	if os.Getenv("BOOTSTRAPD_MEDIA_QEMU") == "" {
 		t.Skip("qemu media boots: set BOOTSTRAPD_MEDIA_QEMU=1 (make media-boot)")
@@ -51,9 +56,26 @@ func TestMediaBoot(t *testing.T) {
 	if err != nil {
 		t.Fatal("no qemu-system-x86_64 (Debian package qemu-system-x86)")
 	}
+	qemuArm, err := exec.LookPath("qemu-system-aarch64")
+	if err != nil {
+		t.Fatal("no qemu-system-aarch64 (Debian package qemu-system-arm)")
+	}
+	const aavmfCode, aavmfVars = "/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/AAVMF/AAVMF_VARS.fd"
+	for _, f := range []string{aavmfCode, aavmfVars} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("%v (Debian package qemu-efi-aarch64)", err)
+		}
+	}
+	kernelArm64 := os.Getenv("BOOTSTRAPD_KERNEL_ARM64")
+	if kernelArm64 == "" {
+		kernelArm64, _ = filepath.Abs("../../var/arm64-kernel/vmlinuz")
+	}
+	if _, err := os.Stat(kernelArm64); err != nil {
+		t.Fatalf("no arm64 kernel: %v (make arm64-kernel, or set BOOTSTRAPD_KERNEL_ARM64)", err)
+	}
 	port := freePort(t, "tcp")
 	d := startDaemon(t, daemonOpts{publicURL: fmt.Sprintf("http://10.0.2.2:%d", port), httpPort: port,
-		ipxeDir: ipxeDir, embedDir: embedDir, kernel: kernels[len(kernels)-1]})
+		ipxeDir: ipxeDir, embedDir: embedDir, kernel: kernels[len(kernels)-1], kernelArm64: kernelArm64})
 
 	// qemu's user network gives the guest this MAC unless told otherwise; the -provision
 	// media ask /provision/<it>.
@@ -67,25 +89,40 @@ func TestMediaBoot(t *testing.T) {
 		name, endpoint string
 		uefi           bool
 		attach         string // cd, disk, kernel, esp (the .efi as EFI/BOOT/BOOTX64.EFI on a FAT disk)
+		// arm64: the medium is asked for with ?arch=arm64 and boots on AAVMF, from
+		// EFI/BOOT/BOOTAA64.EFI.
+		arm64 bool
 	}{
-		{"iso-cd-seabios", "iso", false, "cd"},
-		{"iso-cd-ovmf", "iso", true, "cd"},
-		{"iso-disk-seabios", "iso", false, "disk"},
-		{"usb-seabios", "usb", false, "disk"},
-		{"usb-ovmf", "usb", true, "disk"},
-		{"uefimg-ovmf", "uefimg", true, "disk"},
-		{"uefi-ovmf", "uefi", true, "esp"},
-		{"krn-seabios", "krn", false, "kernel"},
-		{"krn-provision-seabios", "krn-provision", false, "kernel"},
-		{"uefi-provision-ovmf", "uefi-provision", true, "esp"},
+		{"iso-cd-seabios", "iso", false, "cd", false},
+		{"iso-cd-ovmf", "iso", true, "cd", false},
+		{"iso-disk-seabios", "iso", false, "disk", false},
+		{"usb-seabios", "usb", false, "disk", false},
+		{"usb-ovmf", "usb", true, "disk", false},
+		{"uefimg-ovmf", "uefimg", true, "disk", false},
+		{"uefi-ovmf", "uefi", true, "esp", false},
+		{"krn-seabios", "krn", false, "kernel", false},
+		{"krn-provision-seabios", "krn-provision", false, "kernel", false},
+		{"uefi-provision-ovmf", "uefi-provision", true, "esp", false},
+		{"uefi-arm64-aavmf", "uefi", true, "esp", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tok := provToken
 			path := "/" + tc.endpoint
+			mac, console, boot := guestMAC, "ttyS0", "BOOTX64.EFI"
+			if tc.arm64 {
+				// A MAC of its own, with a record only so its timeline can be read back.
+				mac, console, boot = "52:54:00:a6:40:"+tok[:2], "ttyAMA0", "BOOTAA64.EFI"
+				if out, err := d.cli(t, "node", "add", "--mac", mac, "--network", "test", "--farm", "7"); err != nil {
+					t.Fatalf("node add: %v\n%s", err, out)
+				}
+			}
 			if !strings.HasSuffix(tc.endpoint, "-provision") {
 				tok = token(t)
-				path += "/test/42/" + url.PathEscape("console=ttyS0 token="+tok)
+				path += "/test/42/" + url.PathEscape("console="+console+" token="+tok)
+			}
+			if tc.arm64 {
+				path += "?arch=arm64"
 			}
 			dir := t.TempDir()
 			medium := filepath.Join(dir, "medium")
@@ -97,15 +134,32 @@ func TestMediaBoot(t *testing.T) {
 				if err := os.MkdirAll(filepath.Join(dir, "esp/EFI/BOOT"), 0o755); err != nil {
 					t.Fatal(err)
 				}
-				if err := os.Rename(medium, filepath.Join(dir, "esp/EFI/BOOT/BOOTX64.EFI")); err != nil {
+				if err := os.Rename(medium, filepath.Join(dir, "esp/EFI/BOOT", boot)); err != nil {
 					t.Fatal(err)
 				}
 			}
 			serial := filepath.Join(dir, "serial.log")
 			args := []string{"-accel", "tcg", "-m", "768", "-smp", "1", "-nodefaults", "-display", "none",
 				"-monitor", "none", "-no-reboot", "-serial", "file:" + serial,
-				"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,mac=" + guestMAC + ",romfile="}
-			if tc.uefi {
+				"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,mac=" + mac + ",romfile="}
+			bin, limit := qemu, 5*time.Minute
+			switch {
+			case tc.arm64:
+				// qemu's arm64 virt machine with AAVMF as pflash (a copy of its variable store);
+				// its console is the PL011 UART. Slower under TCG than x86.
+				vars := filepath.Join(dir, "AAVMF_VARS.fd")
+				b, err := os.ReadFile(aavmfVars)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(vars, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				bin, limit = qemuArm, 8*time.Minute
+				args = append(args, "-machine", "virt", "-cpu", "cortex-a57",
+					"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+aavmfCode,
+					"-drive", "if=pflash,format=raw,unit=1,file="+vars)
+			case tc.uefi:
 				args = append(args, "-bios", ovmf)
 			}
 			switch tc.attach {
@@ -114,12 +168,17 @@ func TestMediaBoot(t *testing.T) {
 			case "disk":
 				args = append(args, "-drive", "if=none,id=m,format=raw,file="+medium, "-device", "ide-hd,drive=m,bootindex=0")
 			case "esp":
-				args = append(args, "-drive", "if=none,id=m,format=raw,file=fat:rw:"+filepath.Join(dir, "esp"), "-device", "ide-hd,drive=m,bootindex=0")
+				// virt has no IDE: the arm64 machine gets the FAT disk on virtio.
+				disk := "ide-hd,drive=m,bootindex=0"
+				if tc.arm64 {
+					disk = "virtio-blk-pci,drive=m,bootindex=0"
+				}
+				args = append(args, "-drive", "if=none,id=m,format=raw,file=fat:rw:"+filepath.Join(dir, "esp"), "-device", disk)
 			case "kernel":
 				args = append(args, "-kernel", medium)
 			}
 			start := time.Now()
-			line, err := qemuUntil(t, qemu, args, serial, "token="+tok, 5*time.Minute)
+			line, err := qemuUntil(t, bin, args, serial, "token="+tok, limit)
 			if err != nil {
 				log, _ := os.ReadFile(serial)
 				if len(log) > 3000 {
@@ -132,9 +191,51 @@ func TestMediaBoot(t *testing.T) {
 					t.Errorf("kernel command line %q lacks %q", line, want)
 				}
 			}
+			if tc.arm64 {
+				checkArm64Boot(t, d, mac, serial)
+			}
 			t.Logf("%s: GET %s, kernel command line after %.1fs: %s", tc.name, path, time.Since(start).Seconds(), line)
 		})
 	}
+}
+
+// checkArm64Boot checks that the arm64 medium's script chose the network's arm64 kernel: the
+// console names it, and the daemon's timeline for mac holds its request and its whole
+// transfer, in that order (the medium carries the script: no DHCP, TFTP or script stage).
+func checkArm64Boot(t *testing.T, d *daemon, mac, serial string) {
+	t.Helper()
+	log, _ := os.ReadFile(serial)
+	if !regexp.MustCompile(`Kernel\.+: http://10\.0\.2\.2:\d+/kernel/net/test-arm64\.efi\s`).Match(log) {
+		t.Errorf("the console does not show the arm64 kernel net/test-arm64.efi chosen")
+	}
+	want := []string{"kernel_requested net/test-arm64.efi", "kernel_sent net/test-arm64.efi"}
+	var got []string
+	// The timeline is written behind (events.flush_interval): read it for a few seconds.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		out, err := d.cli(t, "node", "show", "--mac", mac, "--json")
+		if err != nil {
+			t.Fatalf("node show: %v\n%s", err, out)
+		}
+		var n struct {
+			Events []struct{ Stage, Detail string } `json:"events"`
+		}
+		if err := json.Unmarshal([]byte(out), &n); err != nil {
+			t.Fatalf("node show --json: %v\n%s", err, out)
+		}
+		got = got[:0]
+		i := 0
+		for _, e := range n.Events {
+			got = append(got, e.Stage+" "+e.Detail)
+			if i < len(want) && strings.HasPrefix(e.Stage+" "+e.Detail, want[i]) {
+				i++
+			}
+		}
+		if i == len(want) {
+			t.Logf("timeline of %s: %q", mac, got)
+			return
+		}
+	}
+	t.Errorf("timeline of %s is %q, want %q in order", mac, got, want)
 }
 
 func token(t *testing.T) string {

@@ -465,7 +465,7 @@ func (p printer) node(n store.Node, evs []store.Event) error {
 	}
 	kernel := n.Kernel
 	if kernel == "" {
-		kernel = "net/" + n.Network + ".efi (network default)"
+		kernel = "net/" + n.Network + ".efi, arm64: net/" + n.Network + "-arm64.efi (network defaults)"
 	}
 	fmt.Fprintf(p.w, "mac:      %s\nnetwork:  %s\nfarm:     %d\nargs:     %s\nkernel:   %s\ncreated:  %s\nupdated:  %s\n",
 		term(n.MAC), term(n.Network), n.Farm, term(n.Args), term(kernel), n.Created.Format(time.RFC3339), n.Updated.Format(time.RFC3339))

@@ -54,12 +54,14 @@ type daemonOpts struct {
 	ipxeDir   string // real iPXE binaries; "": fake ones (media then stay off)
 	embedDir  string // make embed's output; "": none (/uefi/ answers 503)
 	kernel    string // a real kernel to boot as net/test.efi; "": a few fake bytes
-	httpPort  int    // 0: a free one
-	dir       string // reuse a previous daemon's directory (its database); "": a new one
-	extraYAML string // more configuration keys (not http, tftp, dhcp, paths, admin, boot)
-	tokenFile string // admin.token_file
-	httpYAML  string // more http keys, e.g. "tls_listen: ..., tls_cert: ..."
-	hup       chan os.Signal
+	// kernelArm64 is a real arm64 kernel to boot as net/test-arm64.efi; "": none.
+	kernelArm64 string
+	httpPort    int    // 0: a free one
+	dir         string // reuse a previous daemon's directory (its database); "": a new one
+	extraYAML   string // more configuration keys (not http, tftp, dhcp, paths, admin, boot)
+	tokenFile   string // admin.token_file
+	httpYAML    string // more http keys, e.g. "tls_listen: ..., tls_cert: ..."
+	hup         chan os.Signal
 }
 
 // startDaemon runs the real serve path in-process, on loopback ports, without DHCP.
@@ -96,6 +98,19 @@ func startDaemon(t *testing.T, opts ...daemonOpts) *daemon {
 	os.Remove(filepath.Join(dir, "kernels", "net", "test.efi"))
 	if err := os.Symlink("../zos.efi", filepath.Join(dir, "kernels", "net", "test.efi")); err != nil {
 		t.Fatal(err)
+	}
+	if o.kernelArm64 != "" {
+		k, err := os.ReadFile(o.kernelArm64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "kernels", "zos-arm64.efi"), k, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(filepath.Join(dir, "kernels", "net", "test-arm64.efi"))
+		if err := os.Symlink("../zos-arm64.efi", filepath.Join(dir, "kernels", "net", "test-arm64.efi")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	httpPort, tftpPort := o.httpPort, freePort(t, "udp")
 	if httpPort == 0 {

@@ -13,18 +13,22 @@
 //	                    most of it PXE timeouts)
 //	bios-old-ipxe-rom   SeaBIOS with qemu's 2019 iPXE ROM (no HTTPS): TFTP
 //	                    <mac>/undionly.kpxe first
+//	arm64-uefi-pxe      AAVMF (arm64 UEFI) on qemu-system-aarch64's virt machine, NIC ROM
+//	                    off: DHCP arch 0x0b, TFTP <mac>/ipxe-arm64.efi, and the script's
+//	                    ${buildarch} picks the network's arm64 kernel, net/test-arm64.efi
+//	                    (the x86 cases must get net/test.efi beside it); console ttyAMA0
 //	unregistered-waits  as bios-old-ipxe-rom without a node record: the waiting message,
 //	                    then the boot once the record is added, without a power cycle
 //	metrics             the counters those boots moved, and promtool's check
 //
 // Each then runs iPXE to /provision/<mac> and the kernel. A boot passes only when the VM's
-// serial console shows the Linux kernel's "Command line:" with the node record's network,
-// farm and a random token: the strongest proof that the right kernel started with the
+// serial console shows the Linux kernel's command line ("Command line:" on x86, "Kernel
+// command line:" on arm64) with the node record's network, farm, console and a random token: the strongest proof that the right kernel started with the
 // right arguments; the console lines and the boot timeline stages must also come in order.
 //
-// The tests need root, qemu-system-x86, ovmf, ipxe-qemu, dnsmasq-base, iproute2, nftables
-// and a Debian kernel (linux-image-amd64), and take minutes under TCG, so they run only
-// when asked:
+// The tests need root, qemu-system-x86, qemu-system-arm, ovmf, qemu-efi-aarch64, ipxe-qemu,
+// dnsmasq-base, iproute2, nftables, a Debian kernel (linux-image-amd64) and an arm64 one
+// (make arm64-kernel), and take minutes under TCG, so they run only when asked:
 //
 //	sudo BOOTSTRAPD_E2E=1 go test -v -count=1 -timeout 30m ./test/e2e/
 //
@@ -35,6 +39,8 @@
 //	BOOTSTRAPD_IPXE_DIR  the iPXE binaries (default: var/ipxe of the repository when
 //	                     complete, else packaging/fetch-ipxe.sh into the user cache)
 //	BOOTSTRAPD_E2E_KERNEL the kernel to boot (default: the newest /boot/vmlinuz-*)
+//	BOOTSTRAPD_E2E_KERNEL_ARM64 the arm64 kernel (default: var/arm64-kernel/vmlinuz of the
+//	                     repository, else packaging/fetch-arm64-kernel.sh into the user cache)
 //	BOOTSTRAPD_E2E_OUT   keep every log (serial consoles, bootstrapd, dnsmasq) in this
 //	                     directory instead of a temporary one
 package e2e

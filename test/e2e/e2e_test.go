@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -42,6 +43,9 @@ func TestLANBoot(t *testing.T) {
 		pxeBlocked bool
 		// budget: how long the boot may take, when more than bootBudget's default.
 		budget time.Duration
+		// kernelConsole: the serial console of the node's kernel (ttyS0 when empty), put in
+		// the record's args.
+		kernelConsole string
 	}{
 		{
 			name:     "uefi-pxe",
@@ -53,6 +57,8 @@ func TestLANBoot(t *testing.T) {
 				`NBP filename is {machyp}/ipxe-amd64\.efi`,
 				`Filename: http://\S+/provision/{mac}`,
 				`Zero-OS Kernel Boot Loader`,
+				// ${buildarch} x86_64: the network's x86-64 kernel, beside an arm64 one.
+				`Kernel\.+: http://\S+/kernel/net/test\.efi\s`,
 			},
 			stages: []stageWant{
 				{"offer_binary", "ipxe-amd64.efi"},
@@ -77,6 +83,7 @@ func TestLANBoot(t *testing.T) {
 				`URI: http://\S+/boot/{machyp}/ipxe-amd64\.efi`,
 				`Filename: http://\S+/provision/{mac}`,
 				`Zero-OS Kernel Boot Loader`,
+				`Kernel\.+: http://\S+/kernel/net/test\.efi\s`,
 			},
 			stages: []stageWant{
 				{"offer_httpboot", "/boot/{machyp}/ipxe-amd64.efi"},
@@ -99,6 +106,8 @@ func TestLANBoot(t *testing.T) {
 				`Features: [^\n]*HTTPS`,
 				`Filename: http://\S+/provision/{mac}`,
 				`Zero-OS Kernel Boot Loader`,
+				// undionly.kpxe is an i386 build: it boots the x86-64 kernel.
+				`Kernel\.+: http://\S+/kernel/net/test\.efi\s`,
 			},
 			stages: []stageWant{
 				{"offer_binary", "undionly.kpxe"},
@@ -107,6 +116,31 @@ func TestLANBoot(t *testing.T) {
 				{"script_served", "node"},
 				{"kernel_requested", "net/test.efi"},
 				{"kernel_sent", "net/test.efi"},
+			},
+		},
+		{
+			name:          "arm64-uefi-pxe",
+			fw:            aavmf,
+			register:      true,
+			kernelConsole: "ttyAMA0",
+			// AAVMF under TCG emulates a whole arm64 CPU: slower than OVMF.
+			budget: 8 * time.Minute,
+			// AAVMF's own PXE client (NIC ROM off) asks with arch 0x0b and gets the arm64
+			// iPXE, whose ${buildarch} picks the network's arm64 kernel.
+			console: []string{
+				`Start PXE over IPv4`,
+				`NBP filename is {machyp}/ipxe-arm64\.efi`,
+				`Filename: http://\S+/provision/{mac}`,
+				`Zero-OS Kernel Boot Loader`,
+				`Kernel\.+: http://\S+/kernel/net/test-arm64\.efi\s`,
+			},
+			stages: []stageWant{
+				{"offer_binary", "ipxe-arm64.efi"},
+				{"tftp_sent", "ipxe-arm64.efi"},
+				{"offer_script", "/provision/"},
+				{"script_served", "node"},
+				{"kernel_requested", "net/test-arm64.efi"},
+				{"kernel_sent", "net/test-arm64.efi"},
 			},
 		},
 		{
@@ -136,9 +170,10 @@ func TestLANBoot(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			mac := randomMAC(t)
 			token := hex.EncodeToString(randBytes(t, 8))
+			kcon := cmp.Or(tc.kernelConsole, "ttyS0")
 			add := func() {
 				t.Helper()
-				out, err := l.node("add", "--mac", mac, "--network", "test", "--farm", "42", "--args", "console=ttyS0 e2e="+token)
+				out, err := l.node("add", "--mac", mac, "--network", "test", "--farm", "42", "--args", "console="+kcon+" e2e="+token)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -176,7 +211,7 @@ func TestLANBoot(t *testing.T) {
 				add()
 			}
 
-			m, err := v.waitConsole(ctx, regexp.MustCompile(`Command line: ([^\n]*)\n`))
+			m, err := v.waitConsole(ctx, cmdlineRE)
 			if err != nil {
 				t.Fatalf("the kernel did not print its command line: %v", err)
 			}
@@ -185,7 +220,7 @@ func TestLANBoot(t *testing.T) {
 			t.Logf("%s: kernel command line on the console %v after power-on: %s", tc.name, took, m[1])
 
 			args := strings.Fields(m[1])
-			for _, want := range []string{"runmode=test", "farmer_id=42", "e2e=" + token} {
+			for _, want := range []string{"runmode=test", "farmer_id=42", "e2e=" + token, "console=" + kcon} {
 				if !slices.Contains(args, want) {
 					t.Errorf("kernel command line %q lacks %q", m[1], want)
 				}
@@ -207,6 +242,10 @@ func TestLANBoot(t *testing.T) {
 	}
 	t.Run("metrics", func(t *testing.T) { l.checkMetrics(t, len(tests), httpBoots) })
 }
+
+// cmdlineRE is the command line the kernel prints: "Command line:" early on x86,
+// "Kernel command line:" on arm64 (x86 prints both).
+var cmdlineRE = regexp.MustCompile(`(?:Kernel command line|Command line): ([^\n]*)\n`)
 
 // checkConsoleOrder checks that each pattern appears on the console after the previous.
 func checkConsoleOrder(t *testing.T, console string, patterns []string, mac string) {

@@ -152,6 +152,17 @@ func (l *lab) startBootstrapd(t *testing.T) {
 	if err := os.Symlink("../zos-e2e.efi", filepath.Join(kernels, "net", "test.efi")); err != nil {
 		t.Fatal(err)
 	}
+	// The network's arm64 default: arm64 nodes must get this one, x86 nodes the other.
+	k, err = os.ReadFile(l.env.kernelArm64)
+	if err != nil {
+		t.Fatalf("arm64 kernel: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(kernels, "zos-e2e-arm64.efi"), k, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../zos-e2e-arm64.efi", filepath.Join(kernels, "net", "test-arm64.efi")); err != nil {
+		t.Fatal(err)
+	}
 	l.config = filepath.Join(l.dir, "appliance.yaml")
 	socket := filepath.Join(l.dir, "admin.sock")
 	cfg := fmt.Sprintf(`http:

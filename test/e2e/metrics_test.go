@@ -22,19 +22,21 @@ func (l *lab) checkMetrics(t *testing.T, boots, httpBoots int) {
 		t.Fatalf("scrape /metrics: %v", err)
 	}
 	atLeast := map[string]float64{
-		`bootstrapd_dhcp_packets_received_total{arch="efi_x64",type="discover"}`:  1,
-		`bootstrapd_dhcp_packets_received_total{arch="bios",type="discover"}`:     1,
-		`bootstrapd_dhcp_packets_received_total{arch="http_x64",type="discover"}`: float64(httpBoots),
-		`bootstrapd_dhcp_replies_total{kind="binary"}`:                            float64(boots - httpBoots),
-		`bootstrapd_dhcp_replies_total{kind="httpboot"}`:                          float64(httpBoots),
-		`bootstrapd_http_requests_total{code="200",route="/boot/*path"}`:          float64(httpBoots),
-		`bootstrapd_dhcp_replies_total{kind="ipxe_script"}`:                       float64(boots),
-		`bootstrapd_tftp_transfers_total{file="ipxe-amd64.efi",result="ok"}`:      1,
-		`bootstrapd_tftp_transfers_total{file="undionly.kpxe",result="ok"}`:       2,
-		`bootstrapd_http_requests_total{code="200",route="/provision/:mac"}`:      float64(boots + 1),
-		`bootstrapd_scripts_served_total{kind="wait"}`:                            1,
-		`bootstrapd_boot_stages_total{stage="kernel_sent"}`:                       float64(boots),
-		`bootstrapd_nodes_known`:                                                  float64(boots),
+		`bootstrapd_dhcp_packets_received_total{arch="efi_x64",type="discover"}`:   1,
+		`bootstrapd_dhcp_packets_received_total{arch="bios",type="discover"}`:      1,
+		`bootstrapd_dhcp_packets_received_total{arch="efi_arm64",type="discover"}`: 1,
+		`bootstrapd_tftp_transfers_total{file="ipxe-arm64.efi",result="ok"}`:       1,
+		`bootstrapd_dhcp_packets_received_total{arch="http_x64",type="discover"}`:  float64(httpBoots),
+		`bootstrapd_dhcp_replies_total{kind="binary"}`:                             float64(boots - httpBoots),
+		`bootstrapd_dhcp_replies_total{kind="httpboot"}`:                           float64(httpBoots),
+		`bootstrapd_http_requests_total{code="200",route="/boot/*path"}`:           float64(httpBoots),
+		`bootstrapd_dhcp_replies_total{kind="ipxe_script"}`:                        float64(boots),
+		`bootstrapd_tftp_transfers_total{file="ipxe-amd64.efi",result="ok"}`:       1,
+		`bootstrapd_tftp_transfers_total{file="undionly.kpxe",result="ok"}`:        2,
+		`bootstrapd_http_requests_total{code="200",route="/provision/:mac"}`:       float64(boots + 1),
+		`bootstrapd_scripts_served_total{kind="wait"}`:                             1,
+		`bootstrapd_boot_stages_total{stage="kernel_sent"}`:                        float64(boots),
+		`bootstrapd_nodes_known`: float64(boots),
 	}
 	for series, min := range atLeast {
 		re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`)

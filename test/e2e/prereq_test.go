@@ -22,8 +22,14 @@ type env struct {
 	ovmfCode string
 	ovmfVars string
 	kernel   string
-	ipxeDir  string // may be filled by prepare, after the cheap checks
-	bin      string // bootstrapd; may be built by prepare
+	// The arm64 node: qemu-system-aarch64, AAVMF (EDK2 for arm64) and a Debian arm64 kernel,
+	// which prepare may fetch.
+	qemuArm     string
+	aavmfCode   string
+	aavmfVars   string
+	kernelArm64 string
+	ipxeDir     string // may be filled by prepare, after the cheap checks
+	bin         string // bootstrapd; may be built by prepare
 }
 
 // requireE2E skips unless BOOTSTRAPD_E2E=1. When it is set, every missing prerequisite is
@@ -53,6 +59,7 @@ func requireE2E(t *testing.T) *env {
 		{&e.qemu, "qemu-system-x86_64", "qemu-system-x86"},
 		{&e.dnsmasq, "dnsmasq", "dnsmasq-base"},
 		{&e.nft, "nft", "nftables"},
+		{&e.qemuArm, "qemu-system-aarch64", "qemu-system-arm"},
 	} {
 		p, err := lookPath(b.name)
 		if err != nil {
@@ -73,6 +80,15 @@ func requireE2E(t *testing.T) *env {
 	}
 	if e.ovmfCode == "" {
 		miss("OVMF firmware /usr/share/OVMF/OVMF_CODE_4M.fd and OVMF_VARS_4M.fd (apt-get install ovmf)")
+	}
+	// Debian's qemu-efi-aarch64: AAVMF code and a template of its variable store.
+	e.aavmfCode, e.aavmfVars = "/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/AAVMF/AAVMF_VARS.fd"
+	if !isFile(e.aavmfCode) || !isFile(e.aavmfVars) {
+		miss("AAVMF firmware %s and %s (apt-get install qemu-efi-aarch64)", e.aavmfCode, e.aavmfVars)
+	}
+	e.kernelArm64 = os.Getenv("BOOTSTRAPD_E2E_KERNEL_ARM64")
+	if e.kernelArm64 != "" && !isFile(e.kernelArm64) {
+		miss("BOOTSTRAPD_E2E_KERNEL_ARM64=%s is not a file", e.kernelArm64)
 	}
 	// qemu's default virtio-net option ROM: the old iPXE that case "bios" depends on.
 	if !isFile("/usr/lib/ipxe/qemu/efi-virtio.rom") && !isFile("/usr/share/qemu/efi-virtio.rom") {
@@ -108,7 +124,7 @@ func requireE2E(t *testing.T) *env {
 	}
 
 	if len(missing) > 0 {
-		t.Fatalf("BOOTSTRAPD_E2E=1 but prerequisites are missing:\n\t%s\nCI installs: apt-get install qemu-system-x86 ovmf ipxe-qemu dnsmasq-base iproute2 nftables linux-image-amd64",
+		t.Fatalf("BOOTSTRAPD_E2E=1 but prerequisites are missing:\n\t%s\nCI installs: apt-get install qemu-system-x86 qemu-system-arm qemu-efi-aarch64 ovmf ipxe-qemu dnsmasq-base iproute2 nftables linux-image-amd64",
 			strings.Join(missing, "\n\t"))
 	}
 	return e
@@ -127,6 +143,7 @@ func (e *env) prepare(t *testing.T, tmp string) {
 			t.Fatalf("go build ./cmd/bootstrapd: %v\n%s", err, out)
 		}
 	}
+	e.prepareArm64Kernel(t, tmp)
 	if e.ipxeDir != "" {
 		return
 	}
@@ -148,6 +165,30 @@ func (e *env) prepare(t *testing.T, tmp string) {
 		t.Fatalf("packaging/fetch-ipxe.sh %s: %v", d, err)
 	}
 	e.ipxeDir = d
+}
+
+// prepareArm64Kernel finds the arm64 node's kernel: BOOTSTRAPD_E2E_KERNEL_ARM64, else
+// var/arm64-kernel/vmlinuz of the repository (make arm64-kernel), else
+// packaging/fetch-arm64-kernel.sh into the user cache.
+func (e *env) prepareArm64Kernel(t *testing.T, tmp string) {
+	t.Helper()
+	if e.kernelArm64 != "" {
+		return
+	}
+	if k := filepath.Join(e.root, "var", "arm64-kernel", "vmlinuz"); isFile(k) {
+		e.kernelArm64 = k
+		return
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = tmp
+	}
+	d := filepath.Join(cache, "bootstrapd-e2e", "arm64-kernel")
+	cmd := exec.Command("sh", filepath.Join(e.root, "packaging", "fetch-arm64-kernel.sh"), d)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("no arm64 kernel (BOOTSTRAPD_E2E_KERNEL_ARM64 unset, no var/arm64-kernel/vmlinuz) and packaging/fetch-arm64-kernel.sh %s failed: %v\n%s", d, err, out)
+	}
+	e.kernelArm64 = filepath.Join(d, "vmlinuz")
 }
 
 // ipxeFiles are the binaries bootstrapd's catalogue requires.

@@ -19,11 +19,17 @@ const (
 	seabios firmware = iota
 	// ovmf is UEFI with the NIC option ROM off, so OVMF's own PXE client starts the boot.
 	ovmf
+	// aavmf is arm64 UEFI (qemu-system-aarch64, virt machine) with the NIC option ROM off:
+	// AAVMF's own PXE client starts the boot.
+	aavmf
 )
 
 func (f firmware) String() string {
-	if f == ovmf {
+	switch f {
+	case ovmf:
 		return "OVMF (UEFI PXE)"
+	case aavmf:
+		return "AAVMF (arm64 UEFI PXE)"
 	}
 	return "SeaBIOS + qemu iPXE ROM"
 }
@@ -49,6 +55,9 @@ func (l *lab) boot(t *testing.T, name string, fw firmware, mac string) *vm {
 		qemuLog: filepath.Join(l.out, name+".qemu.log"),
 	}
 	nic := "virtio-net-pci,netdev=n0,mac=" + mac + ",bootindex=1"
+	if fw == aavmf {
+		return l.bootArm64(t, v, tap, nic)
+	}
 	argv := []string{
 		l.env.ip, "netns", "exec", l.lanNS, l.env.qemu,
 		// KVM fails on these machines ("emulation failure"); TCG is slow but works.
@@ -61,14 +70,7 @@ func (l *lab) boot(t *testing.T, name string, fw firmware, mac string) *vm {
 		"-netdev", "tap,id=n0,ifname=" + tap + ",script=no,downscript=no",
 	}
 	if fw == ovmf {
-		vars := filepath.Join(l.dir, name+".OVMF_VARS.fd")
-		b, err := os.ReadFile(l.env.ovmfVars)
-		if err != nil {
-			t.Fatalf("OVMF vars: %v", err)
-		}
-		if err := os.WriteFile(vars, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		vars := l.varsCopy(t, name, l.env.ovmfVars)
 		// An empty romfile removes qemu's iPXE EFI ROM, which would answer instead of OVMF.
 		nic += ",romfile="
 		argv = append(argv,
@@ -80,6 +82,43 @@ func (l *lab) boot(t *testing.T, name string, fw firmware, mac string) *vm {
 	v.p = start(t, "qemu "+name, v.qemuLog, argv...)
 	t.Cleanup(v.p.kill)
 	return v
+}
+
+// bootArm64 starts an arm64 VM: qemu's virt machine with AAVMF as pflash (code read-only, a
+// copy of the variable store), its console on the PL011 UART (ttyAMA0).
+func (l *lab) bootArm64(t *testing.T, v *vm, tap, nic string) *vm {
+	t.Helper()
+	vars := l.varsCopy(t, v.name, l.env.aavmfVars)
+	argv := []string{
+		l.env.ip, "netns", "exec", l.lanNS, l.env.qemuArm,
+		"-accel", "tcg", "-machine", "virt", "-cpu", "cortex-a57", "-smp", "1", "-m", "1024",
+		"-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
+		"-serial", "file:" + v.serial,
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + l.env.aavmfCode,
+		"-drive", "if=pflash,format=raw,unit=1,file=" + vars,
+		"-netdev", "tap,id=n0,ifname=" + tap + ",script=no,downscript=no",
+		// An empty romfile removes qemu's iPXE EFI ROM, which would answer instead of AAVMF.
+		"-device", nic + ",romfile=",
+	}
+	v.started = time.Now()
+	v.p = start(t, "qemu "+v.name, v.qemuLog, argv...)
+	t.Cleanup(v.p.kill)
+	return v
+}
+
+// varsCopy gives a VM its own copy of a UEFI variable store template, which the firmware
+// writes to.
+func (l *lab) varsCopy(t *testing.T, name, template string) string {
+	t.Helper()
+	vars := filepath.Join(l.dir, name+".VARS.fd")
+	b, err := os.ReadFile(template)
+	if err != nil {
+		t.Fatalf("UEFI vars: %v", err)
+	}
+	if err := os.WriteFile(vars, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return vars
 }
 
 // console returns the serial log so far, without escape sequences.
@@ -115,7 +154,8 @@ func (v *vm) waitConsole(ctx context.Context, re *regexp.Regexp) ([]string, erro
 // what comes after it is the kernel's own boot log, of no help in finding what failed.
 func (v *vm) consoleTail(n int) string {
 	c := v.console()
-	if i := strings.Index(c, "Command line:"); i >= 0 {
+	if loc := cmdlineRE.FindStringIndex(c); loc != nil {
+		i := loc[0]
 		if j := strings.IndexByte(c[i:], '\n'); j >= 0 {
 			c = c[:i+j]
 		}
