@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,11 +61,8 @@ func TestMediaBoot(t *testing.T) {
 	if err != nil {
 		t.Fatal("no qemu-system-aarch64 (Debian package qemu-system-arm)")
 	}
-	const aavmfCode, aavmfVars = "/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/AAVMF/AAVMF_VARS.fd"
-	for _, f := range []string{aavmfCode, aavmfVars} {
-		if _, err := os.Stat(f); err != nil {
-			t.Fatalf("%v (Debian package qemu-efi-aarch64)", err)
-		}
+	if _, err := os.Stat("/usr/share/AAVMF/AAVMF_CODE.fd"); err != nil {
+		t.Fatalf("%v (Debian package qemu-efi-aarch64)", err)
 	}
 	kernelArm64 := os.Getenv("BOOTSTRAPD_KERNEL_ARM64")
 	if kernelArm64 == "" {
@@ -145,20 +143,9 @@ func TestMediaBoot(t *testing.T) {
 			bin, limit := qemu, 5*time.Minute
 			switch {
 			case tc.arm64:
-				// qemu's arm64 virt machine with AAVMF as pflash (a copy of its variable store);
-				// its console is the PL011 UART. Slower under TCG than x86.
-				vars := filepath.Join(dir, "AAVMF_VARS.fd")
-				b, err := os.ReadFile(aavmfVars)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(vars, b, 0o644); err != nil {
-					t.Fatal(err)
-				}
+				// Slower under TCG than x86.
 				bin, limit = qemuArm, 8*time.Minute
-				args = append(args, "-machine", "virt", "-cpu", "cortex-a57",
-					"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+aavmfCode,
-					"-drive", "if=pflash,format=raw,unit=1,file="+vars)
+				args = append(args, aavmfArgs(t, dir)...)
 			case tc.uefi:
 				args = append(args, "-bios", ovmf)
 			}
@@ -197,7 +184,73 @@ func TestMediaBoot(t *testing.T) {
 			t.Logf("%s: GET %s, kernel command line after %.1fs: %s", tc.name, path, time.Since(start).Seconds(), line)
 		})
 	}
+
+	// An arm64 node of a network without an arm64 kernel (dev: net/dev.efi only) is told so on
+	// its console, with the command that fixes it, and fetches no kernel.
+	t.Run("uefi-arm64-no-kernel-aavmf", func(t *testing.T) {
+		if err := os.Symlink("../zos.efi", filepath.Join(d.dir, "kernels", "net", "dev.efi")); err != nil {
+			t.Fatal(err)
+		}
+		const mac = "52:54:00:a6:41:01"
+		if out, err := d.cli(t, "node", "add", "--mac", mac, "--network", "dev", "--farm", "7"); err != nil {
+			t.Fatalf("node add: %v\n%s", err, out)
+		}
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, "esp/EFI/BOOT"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		path := "/uefi/dev/42/console=ttyAMA0?arch=arm64"
+		if err := os.WriteFile(filepath.Join(dir, "esp/EFI/BOOT/BOOTAA64.EFI"), fetch(t, d.base+path), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		serial := filepath.Join(dir, "serial.log")
+		args := append([]string{"-accel", "tcg", "-m", "768", "-smp", "1", "-nodefaults", "-display", "none",
+			"-monitor", "none", "-no-reboot", "-serial", "file:" + serial,
+			"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,mac=" + mac + ",romfile=",
+			"-drive", "if=none,id=m,format=raw,file=fat:rw:" + filepath.Join(dir, "esp"), "-device", "virtio-blk-pci,drive=m,bootindex=0"},
+			aavmfArgs(t, dir)...)
+		msg := regexp.MustCompile(`No kernel for arm64 nodes on network dev\S*, set it with:\s+>> bootstrapd kernel default --network dev --arch arm64 --name KERNEL`)
+		start := time.Now()
+		got, err := qemuUntilFound(t, qemuArm, args, serial, 8*time.Minute, "the console showed "+msg.String(), func(log []byte) string {
+			return string(msg.Find(ansiRE.ReplaceAll(log, nil)))
+		})
+		if err != nil {
+			log, _ := os.ReadFile(serial)
+			t.Fatalf("%v\nserial console (tail):\n%s", err, log[max(0, len(log)-3000):])
+		}
+		log, _ := os.ReadFile(serial)
+		if cmdlineRE.Match(log) || bytes.Contains(log, []byte("net/dev.efi")) {
+			t.Errorf("the arm64 node was offered or booted the x86-64 kernel:\n%s", log)
+		}
+		out, err := d.cli(t, "node", "show", "--mac", mac, "--json")
+		if err != nil || strings.Contains(out, "kernel_requested") {
+			t.Errorf("the arm64 node asked for a kernel: %v\n%s", err, out)
+		}
+		t.Logf("GET %s on AAVMF, after %.1fs: %q", path, time.Since(start).Seconds(), got)
+	})
 }
+
+// aavmfArgs are the qemu arguments of an arm64 UEFI machine: qemu's virt machine with AAVMF
+// as pflash (its code read-only, a copy of its variable store in dir), its console on the
+// PL011 UART.
+func aavmfArgs(t *testing.T, dir string) []string {
+	t.Helper()
+	const aavmfCode, aavmfVars = "/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/AAVMF/AAVMF_VARS.fd"
+	vars := filepath.Join(dir, "AAVMF_VARS.fd")
+	b, err := os.ReadFile(aavmfVars)
+	if err != nil {
+		t.Fatalf("%v (Debian package qemu-efi-aarch64)", err)
+	}
+	if err := os.WriteFile(vars, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"-machine", "virt", "-cpu", "cortex-a57",
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + aavmfCode,
+		"-drive", "if=pflash,format=raw,unit=1,file=" + vars}
+}
+
+// ansiRE matches the escape sequences iPXE colours its console with.
+var ansiRE = regexp.MustCompile(`\x1b\[[0-9;=]*[A-Za-z]`)
 
 // checkArm64Boot checks that the arm64 medium's script chose the network's arm64 kernel: the
 // console names it, and the daemon's timeline for mac holds its request and its whole
@@ -252,6 +305,20 @@ var cmdlineRE = regexp.MustCompile(`(?:Kernel command line|Command line): [^\r\n
 // stops it; qemu never outlives the call.
 func qemuUntil(t *testing.T, qemu string, args []string, serial, want string, limit time.Duration) (string, error) {
 	t.Helper()
+	return qemuUntilFound(t, qemu, args, serial, limit, "the kernel printed "+strconv.Quote(want), func(log []byte) string {
+		for _, l := range cmdlineRE.FindAll(log, -1) {
+			if bytes.Contains(l, []byte(want)) {
+				return string(l)
+			}
+		}
+		return ""
+	})
+}
+
+// qemuUntilFound runs qemu until found returns a non-empty string for the serial log, then
+// stops it; qemu never outlives the call. what says what found waits for, in errors.
+func qemuUntilFound(t *testing.T, qemu string, args []string, serial string, limit time.Duration, what string, found func(log []byte) string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, qemu, args...)
@@ -262,33 +329,28 @@ func qemuUntil(t *testing.T, qemu string, args []string, serial, want string, li
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	found := func() string {
+	look := func() string {
 		log, _ := os.ReadFile(serial)
-		for _, l := range cmdlineRE.FindAll(log, -1) {
-			if bytes.Contains(l, []byte(want)) {
-				return string(l)
-			}
-		}
-		return ""
+		return found(log)
 	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case err := <-done:
-			if l := found(); l != "" {
+			if l := look(); l != "" {
 				return l, nil
 			}
-			return "", fmt.Errorf("qemu exited (%v) before the kernel printed %q: %s", err, want, stderr.String())
+			return "", fmt.Errorf("qemu exited (%v) before %s: %s", err, what, stderr.String())
 		case <-tick.C:
-			if l := found(); l != "" {
+			if l := look(); l != "" {
 				cancel()
 				<-done
 				return l, nil
 			}
 		case <-ctx.Done():
 			<-done
-			return "", fmt.Errorf("no kernel command line with %q within %v", want, limit)
+			return "", fmt.Errorf("not within %v: %s", limit, what)
 		}
 	}
 }
