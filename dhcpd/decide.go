@@ -122,6 +122,8 @@ type policy struct {
 	HTTPPort   int       // port of bootstrapd's HTTP server
 	ServerPort int       // our DHCP port: relays listen on it; clients on ServerPort+1
 	Files      BootFiles // the iPXE binary catalogue
+	// EFIChoice picks snponly.efi over ipxe-amd64.efi per MAC (Config.EFIChoice); nil: never.
+	EFIChoice func(mac string) string
 }
 
 // client is what a request says about the machine that sent it.
@@ -153,7 +155,7 @@ type decision struct {
 }
 
 // decide turns one datagram into a ProxyDHCP reply or a reason to stay silent. It never
-// touches a socket; the only call outside this package is Files.BootFile.
+// touches a socket; the only calls outside this package are Files.BootFile and EFIChoice.
 func decide(b []byte, in arrival, p policy) decision {
 	var d decision
 	if d.Drop, d.Detail = checkFraming(b); d.Drop != "" {
@@ -222,6 +224,11 @@ func decide(b []byte, in arrival, p policy) decision {
 				d.Detail = err.Error()
 			}
 			return d
+		}
+		// A NIC that iPXE's own drivers do not run needs snponly.efi, which uses the
+		// firmware's driver: the node's record or dhcp.efi_binary says so.
+		if name == ipxe.FileEFIx64 && p.EFIChoice != nil && len(c.MAC) == 6 {
+			name = ipxe.EFIBootFile(p.EFIChoice(c.MAC.String()))
 		}
 		// "<mac>/<binary>" ties the transfer that follows to this node (tftpd and httpd
 		// take the prefix off); OVMF, SeaBIOS's iPXE ROM and HTTP Boot all take a path.

@@ -203,6 +203,19 @@ func offer(kind, file string) summary {
 	return s
 }
 
+// snponlyFor makes the policy hand snponly.efi to mac's x86_64 UEFI firmware, and say
+// "ipxe" for every other MAC.
+func snponlyFor(mac string) func(*policy) {
+	return func(p *policy) {
+		p.EFIChoice = func(m string) string {
+			if m == mac {
+				return ipxe.EFIBinarySNPOnly
+			}
+			return ipxe.EFIBinaryIPXE
+		}
+	}
+}
+
 func TestDecide(t *testing.T) {
 	pol := testPolicy(t)
 	ovmfDiscover := fromCapture(t, "ovmf.pcap", 67, dhcpv4.MessageTypeDiscover, 0)
@@ -260,6 +273,24 @@ func TestDecide(t *testing.T) {
 			want: offer(kindHTTPBoot, "http://10.99.0.2/boot/"+ipxe.FileEFIx64)},
 		{name: "our own offer is not a request", in: ourOffer.Data, at: bcastIn,
 			want: summary{Drop: dropNotRequest}},
+
+		// snponly.efi for x86_64 UEFI firmware, per MAC (a node record or dhcp.efi_binary).
+		{name: "OVMF node set to snponly", in: ovmfDiscover.Data, at: lan(roleDHCP, ovmfDiscover),
+			pol: snponlyFor(capMAC), want: offer(kindBinary, ipxe.FileSNPOnly)},
+		{name: "another node set to snponly", in: ovmfDiscover.Data, at: lan(roleDHCP, ovmfDiscover),
+			pol: snponlyFor("52:54:00:00:00:99"), want: offer(kindBinary, ipxe.FileEFIx64)},
+		{name: "snponly over UEFI HTTP Boot", in: httpBoot.Data, at: lan(roleDHCP, httpBoot),
+			pol: snponlyFor(capMAC), want: offer(kindHTTPBoot, "http://10.99.0.2/boot/"+ipxe.FileSNPOnly)},
+		{name: "snponly leaves iPXE its script", in: ipxeEFIDiscover.Data, at: lan(roleDHCP, ipxeEFIDiscover),
+			pol: snponlyFor(capMAC), want: offer(kindIPXEScript, provision)},
+		{name: "snponly leaves BIOS alone", in: oldROMDiscover.Data, at: lan(roleDHCP, oldROMDiscover),
+			pol: snponlyFor(capMAC), want: offer(kindBinary, ipxe.FileBIOS)},
+		{name: "snponly leaves arm64 alone", at: bcastIn, pol: snponlyFor("52:54:00:ab:cd:ef"),
+			in:   craft(t, dhcpv4.MessageTypeDiscover, vendorClass("PXEClient:Arch:00011:UNDI:003000"), arch(iana.EFI_ARM64)),
+			want: offer(kindBinary, ipxe.FileEFIArm64)},
+		{name: "EFI BC (9) node set to snponly", at: bcastIn, pol: snponlyFor("52:54:00:ab:cd:ef"),
+			in:   craft(t, dhcpv4.MessageTypeDiscover, vendorClass("PXEClient:Arch:00009:UNDI:003016"), arch(iana.EFI_BC)),
+			want: offer(kindBinary, ipxe.FileSNPOnly)},
 
 		// Architectures and clients we have no firmware for here, built with the library.
 		{name: "EFI BC (9) gets the x64 binary", at: bcastIn,

@@ -56,6 +56,12 @@ type Config struct {
 	PublicURL string
 	// Files maps architectures to iPXE binaries; required.
 	Files BootFiles
+	// EFIChoice tells which binary a MAC's x86_64 UEFI firmware gets instead of Files'
+	// ipxe-amd64.efi: ipxe.EFIBinarySNPOnly gives snponly.efi (for NICs iPXE's drivers do
+	// not run), anything else keeps ipxe-amd64.efi. It is asked with the MAC as
+	// aa:bb:cc:dd:ee:ff, from the serve loop, so it must be quick and safe for concurrent
+	// use. Nil: always ipxe-amd64.efi.
+	EFIChoice func(mac string) string
 	// Logger receives one line per reply (Info) and per ignored datagram (Debug). When the
 	// cause of a drop is on our side (no address, architecture or binary for a PXE client;
 	// a failed send) the first of each cause a minute is a Warn instead. Nil: discard.
@@ -135,7 +141,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		log:      log,
-		pol:      policy{PublicURL: base, HTTPPort: cfg.HTTPPort, ServerPort: cfg.Port, Files: cfg.Files},
+		pol:      policy{PublicURL: base, HTTPPort: cfg.HTTPPort, ServerPort: cfg.Port, Files: cfg.Files, EFIChoice: cfg.EFIChoice},
 		timeline: cfg.Timeline,
 		m:        m,
 		warns:    &warnLimiter{every: time.Minute},

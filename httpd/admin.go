@@ -92,6 +92,8 @@ type NodeInput struct {
 	Farm    *uint64 `json:"farm,omitempty"`
 	Args    *string `json:"args,omitempty"`
 	Kernel  *string `json:"kernel,omitempty"`
+	// EFIBinary: "ipxe", "snponly" or "" (dhcp.efi_binary).
+	EFIBinary *string `json:"efi_binary,omitempty"`
 }
 
 func (a *api) routes(g *gin.RouterGroup) {
@@ -166,6 +168,9 @@ func (a *api) validateNode(n *store.Node) error {
 			return err
 		}
 	}
+	if err := ipxe.ValidateEFIBinary(n.EFIBinary); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -229,6 +234,9 @@ func apply(n *store.Node, in NodeInput) {
 	}
 	if in.Kernel != nil {
 		n.Kernel = *in.Kernel
+	}
+	if in.EFIBinary != nil {
+		n.EFIBinary = *in.EFIBinary
 	}
 }
 

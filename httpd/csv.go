@@ -11,9 +11,9 @@ import (
 	"github.com/threefoldtech/bootstrapd/store"
 )
 
-// csvHeader is the predecessor's provisioning table (client, branch, zerotier, kargs) plus an
-// optional kernel column.
-var csvHeader = []string{"client", "branch", "zerotier", "kargs", "kernel"}
+// csvHeader is the predecessor's provisioning table (client, branch, zerotier, kargs) plus
+// optional kernel and efi_binary columns.
+var csvHeader = []string{"client", "branch", "zerotier", "kargs", "kernel", "efi_binary"}
 
 // LineError is a bad CSV row.
 type LineError struct {
@@ -21,7 +21,8 @@ type LineError struct {
 	Err  string `json:"error"`
 }
 
-// ParseNodesCSV reads provisioning rows: MAC, network, farm id, kernel args[, kernel]. A first
+// ParseNodesCSV reads provisioning rows: MAC, network, farm id, kernel args[, kernel[,
+// efi_binary]]. A first
 // row starting with "client" is a header. Every row is checked with validate; the rows come
 // back only if all are good, otherwise every bad row is reported with its line number.
 func ParseNodesCSV(r io.Reader, validate func(*store.Node) error) ([]store.Node, []LineError) {
@@ -79,8 +80,8 @@ func ParseNodesCSV(r io.Reader, validate func(*store.Node) error) ([]store.Node,
 }
 
 func nodeFromRecord(rec []string) (store.Node, error) {
-	if len(rec) < 3 || len(rec) > 5 {
-		return store.Node{}, fmt.Errorf("%d fields, want client,branch,zerotier[,kargs[,kernel]]", len(rec))
+	if len(rec) < 3 || len(rec) > 6 {
+		return store.Node{}, fmt.Errorf("%d fields, want client,branch,zerotier[,kargs[,kernel[,efi_binary]]]", len(rec))
 	}
 	for i := range rec {
 		rec[i] = strings.TrimSpace(rec[i])
@@ -100,6 +101,9 @@ func nodeFromRecord(rec []string) (store.Node, error) {
 	if len(rec) > 4 {
 		n.Kernel = rec[4]
 	}
+	if len(rec) > 5 {
+		n.EFIBinary = rec[5]
+	}
 	return n, nil
 }
 
@@ -110,7 +114,7 @@ func WriteNodesCSV(w io.Writer, nodes []store.Node) error {
 		return err
 	}
 	for _, n := range nodes {
-		if err := cw.Write([]string{n.MAC, n.Network, strconv.FormatUint(n.Farm, 10), n.Args, n.Kernel}); err != nil {
+		if err := cw.Write([]string{n.MAC, n.Network, strconv.FormatUint(n.Farm, 10), n.Args, n.Kernel, n.EFIBinary}); err != nil {
 			return err
 		}
 	}

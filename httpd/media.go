@@ -24,6 +24,8 @@ func mediaName(kind media.Kind, network string) string {
 		return "ipxe-" + network + ".img"
 	case media.KindUEFIImg:
 		return "uefiusb-" + network + ".img"
+	case media.KindSNPOnly:
+		return "snponly-" + network + ".efi"
 	}
 	return "ipxe-" + network + kind.Ext() // .iso, .efi, .lkrn
 }

@@ -47,6 +47,9 @@ func TestMediaErrors(t *testing.T) {
 		{"/uefimg/test/1", media.ErrBadScript, 400, "plain-ASCII"},
 		{"/uefi-generic", media.ErrUnavailable, 503, "not configured"},
 		{"/krn-provision", fmt.Errorf("disk on fire"), 500, "could not build"},
+		{"/snponly/test/1?arch=arm64", fmt.Errorf("%w: snponly.efi exists for amd64 only", media.ErrUnknownArch), 400, "amd64 only"},
+		{"/snponly/", nil, 400, "network"},
+		{"/snponly/mainnet", nil, 404, "unknown network"},
 	} {
 		fm.err = tc.err
 		code, _, body := get(t, f.base+tc.path)
@@ -60,6 +63,10 @@ func TestMediaErrors(t *testing.T) {
 	_, _, script := get(t, f.base+"/ipxe/test/42/console=ttyS0")
 	if fm.kind != media.KindUEFI || fm.arch != media.ArchARM64 || string(fm.script) != script {
 		t.Fatalf("builder got kind %s arch %s script\n%s", fm.kind, fm.arch, fm.script)
+	}
+	get(t, f.base+"/snponly/test/42/console=ttyS0")
+	if fm.kind != media.KindSNPOnly || string(fm.script) != script {
+		t.Fatalf("snponly: builder got kind %s script\n%s", fm.kind, fm.script)
 	}
 	get(t, f.base+"/krn-generic")
 	if fm.kind != media.KindKRN || len(fm.script) != 0 {

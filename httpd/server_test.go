@@ -341,23 +341,24 @@ func TestAdminImportExport(t *testing.T) {
 	c := unixClient(f.socket)
 	_, err := f.db.CreateNode(store.Node{MAC: "52:54:00:00:00:01", Network: "prod", Farm: 1})
 	must(t, err)
-	bad := "client,branch,zerotier,kargs\n52:54:00:00:00:02,test,5,\nnot-a-mac,test,5,\n52:54:00:00:00:03,test,x,\n52:54:00:00:00:02,test,6,a;b\n"
+	bad := "client,branch,zerotier,kargs\n52:54:00:00:00:02,test,5,\nnot-a-mac,test,5,\n52:54:00:00:00:03,test,x,\n52:54:00:00:00:02,test,6,a;b\n52:54:00:00:00:04,test,6,,,snp\n"
 	code, body := do(t, c, "POST", "http://x/api/v1/import", bad)
 	var res ImportResult
 	must(t, json.Unmarshal([]byte(body), &res))
-	if code != 400 || len(res.Errors) != 3 || res.Errors[0].Line != 3 || res.Errors[1].Line != 4 || res.Errors[2].Line != 5 {
+	if code != 400 || len(res.Errors) != 4 || res.Errors[0].Line != 3 || res.Errors[1].Line != 4 || res.Errors[2].Line != 5 ||
+		res.Errors[3].Line != 6 || !strings.Contains(res.Errors[3].Err, "efi binary") {
 		t.Fatalf("bad import: %d %s", code, body)
 	}
 	if nodes, _ := f.db.ListNodes(); len(nodes) != 1 {
 		t.Fatalf("a refused import changed the store: %+v", nodes)
 	}
-	good := "client,branch,zerotier,kargs\n52:54:00:00:00:01,test,9,console=ttyS0\n52-54-00-00-00-02,test,5,\n"
+	good := "client,branch,zerotier,kargs\n52:54:00:00:00:01,test,9,console=ttyS0\n52-54-00-00-00-02,test,5,,,snponly\n"
 	code, body = do(t, c, "POST", "http://x/api/v1/import", good)
 	if code != 200 || !strings.Contains(body, `"created":1,"updated":1`) {
 		t.Fatalf("good import: %d %s", code, body)
 	}
 	code, body = do(t, c, "GET", "http://x/api/v1/export", "")
-	want := "client,branch,zerotier,kargs,kernel\n52:54:00:00:00:01,test,9,console=ttyS0,\n52:54:00:00:00:02,test,5,,\n"
+	want := "client,branch,zerotier,kargs,kernel,efi_binary\n52:54:00:00:00:01,test,9,console=ttyS0,,\n52:54:00:00:00:02,test,5,,,snponly\n"
 	if code != 200 || body != want {
 		t.Fatalf("export: %d\n%s\nwant\n%s", code, body, want)
 	}

@@ -99,3 +99,30 @@ func IsHTTPBoot(arch iana.Arch) bool {
 	}
 	return false
 }
+
+// The choices of EFI binary for x86_64 UEFI firmware (dhcp.efi_binary, a node record's
+// efi_binary): iPXE with its own NIC drivers, or snponly.efi, which drives the NIC through
+// the firmware's SNP driver, for NICs iPXE's drivers do not run.
+const (
+	EFIBinaryIPXE    = "ipxe"
+	EFIBinarySNPOnly = "snponly"
+)
+
+// ValidateEFIBinary accepts "", EFIBinaryIPXE and EFIBinarySNPOnly ("" defers to the
+// global choice).
+func ValidateEFIBinary(s string) error {
+	switch s {
+	case "", EFIBinaryIPXE, EFIBinarySNPOnly:
+		return nil
+	}
+	return fmt.Errorf("%w: efi binary %q: want %q or %q", ErrUnsafe, s, EFIBinaryIPXE, EFIBinarySNPOnly)
+}
+
+// EFIBootFile is the binary an x86_64 UEFI firmware loads for choice ("" counts as
+// EFIBinaryIPXE): the catalogue's FileEFIx64 or FileSNPOnly.
+func EFIBootFile(choice string) string {
+	if choice == EFIBinarySNPOnly {
+		return FileSNPOnly
+	}
+	return FileEFIx64
+}

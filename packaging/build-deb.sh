@@ -14,7 +14,7 @@
 # Environment:
 #   BOOTSTRAPD_BIN     package this prebuilt binary instead of building ./cmd/bootstrapd
 #                      (packaging tests only: it must be for ARCH).
-#   IPXE_EMBED_DIR     holds ipxe-amd64-script.efi and ipxe-arm64-script.efi (`make embed`),
+#   IPXE_EMBED_DIR     holds ipxe-amd64-script.efi, ipxe-arm64-script.efi, snponly-script.efi (`make embed`),
 #                      default var/ipxe-embed; when they are not there they are built into a
 #                      temporary directory with packaging/fetch-ipxe.sh and
 #                      packaging/ipxe-embed/build.sh (network, clang and lld needed).
@@ -82,7 +82,7 @@ fi
 
 # Script-carrying EFI binaries for /uefi/, /uefi-generic, /uefi-provision (paths.ipxe_embed).
 embed="${IPXE_EMBED_DIR:-$top/var/ipxe-embed}"
-embed_files="ipxe-amd64-script.efi ipxe-arm64-script.efi"
+embed_files="ipxe-amd64-script.efi ipxe-arm64-script.efi snponly-script.efi"
 for f in $embed_files; do
 	if [ ! -s "$embed/$f" ]; then
 		echo "build-deb: $embed/$f missing: building the iPXE embed binaries" >&2

@@ -26,13 +26,17 @@ var (
 
 // Node is an operator's record for one NIC: what it boots.
 type Node struct {
-	MAC     string    `json:"mac"`
-	Network string    `json:"network"`
-	Farm    uint64    `json:"farm"`
-	Args    string    `json:"args,omitempty"`   // extra kernel arguments
-	Kernel  string    `json:"kernel,omitempty"` // file under the kernels dir; empty: net/<network>.efi
-	Created time.Time `json:"created"`
-	Updated time.Time `json:"updated"`
+	MAC     string `json:"mac"`
+	Network string `json:"network"`
+	Farm    uint64 `json:"farm"`
+	Args    string `json:"args,omitempty"`   // extra kernel arguments
+	Kernel  string `json:"kernel,omitempty"` // file under the kernels dir; empty: net/<network>.efi
+	// EFIBinary is the iPXE binary the ProxyDHCP hands this node's x86_64 UEFI firmware:
+	// "ipxe" (ipxe-amd64.efi), "snponly" (snponly.efi, the firmware's own NIC driver), or
+	// empty for dhcp.efi_binary.
+	EFIBinary string    `json:"efi_binary,omitempty"`
+	Created   time.Time `json:"created"`
+	Updated   time.Time `json:"updated"`
 }
 
 // Seen records a MAC that asked the appliance for something, known or not.

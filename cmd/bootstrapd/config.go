@@ -49,6 +49,7 @@ type Config struct {
 	DHCP struct {
 		Enabled    bool     `yaml:"enabled"`
 		Interfaces []string `yaml:"interfaces"`
+		EFIBinary  string   `yaml:"efi_binary"`
 	} `yaml:"dhcp"`
 	Paths struct {
 		Data         string `yaml:"data"`
@@ -124,6 +125,7 @@ func defaultConfig() Config {
 	c.TFTP.MaxTransfers = tftpd.DefaultMaxTransfers
 	c.TFTP.MaxPerSource = tftpd.DefaultMaxPerSource
 	c.DHCP.Enabled = true
+	c.DHCP.EFIBinary = ipxe.EFIBinaryIPXE
 	c.Paths.Data = "./var"
 	c.Paths.Kernels = "./var/kernels"
 	c.Paths.IPXE = "./var/ipxe"
@@ -322,6 +324,12 @@ func (c *Config) validate() error {
 	}
 	if err := ipxe.ValidateArgs(c.DefaultNode.Args); err != nil {
 		return fmt.Errorf("default_node.args: %w", err)
+	}
+	if c.DHCP.EFIBinary == "" {
+		return fmt.Errorf("dhcp.efi_binary: empty: want %q or %q", ipxe.EFIBinaryIPXE, ipxe.EFIBinarySNPOnly)
+	}
+	if err := ipxe.ValidateEFIBinary(c.DHCP.EFIBinary); err != nil {
+		return fmt.Errorf("dhcp.efi_binary: %w", err)
 	}
 	if err := ipxe.ValidateArgs(c.Boot.BaseArgs); err != nil {
 		return fmt.Errorf("boot.base_args: %w", err)

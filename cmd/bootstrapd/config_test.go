@@ -81,6 +81,8 @@ func TestConfigErrors(t *testing.T) {
 		"default args":       {paths + "default_node: {args: 'a${b}'}\n", "default_node.args"},
 		"suffix":             {paths + "boot: {args_suffix: 'a\\nb'}\n", "boot.args_suffix"},
 		"base args":          {paths + "boot: {base_args: 'a;reboot'}\n", "boot.base_args"},
+		"efi binary":         {paths + "dhcp: {efi_binary: snp}\n", "dhcp.efi_binary"},
+		"efi binary empty":   {paths + "dhcp: {efi_binary: ''}\n", "dhcp.efi_binary"},
 		"retry":              {paths + "boot: {retry_seconds: 0}\n", "boot.retry_seconds"},
 		"log format":         {paths + "log: {format: xml}\n", "log.format"},
 		"log level":          {paths + "log: {level: loud}\n", "log.level"},

@@ -25,7 +25,7 @@ Usage:
   bootstrapd serve   [--config appliance.yaml]      run ProxyDHCP, TFTP and HTTP
   bootstrapd node    add|set|show|list|rm|import|export|discovered [flags]   manage node records
   bootstrapd kernel  list|upload|rm|default [flags]   manage kernels
-  bootstrapd media   iso|usb|uefimg|uefi|krn --network N [...] -o FILE   build a boot medium offline
+  bootstrapd media   iso|usb|uefimg|uefi|krn|snponly --network N [...] -o FILE   build a boot medium offline
   bootstrapd migrate --db FILE [--kernels DIR] [--skip-unmappable] [--dry-run]   take over 0-bootstrap
   bootstrapd store   copy --from bbolt:PATH|etcd:URLS --to ...   copy records, seen MACs, events
   bootstrapd version

@@ -19,7 +19,7 @@ const mediaUsage = `Usage: bootstrapd media KIND --network N [--farm F] [--args 
        bootstrapd media krn-generic|uefi-generic|krn-provision|uefi-provision -o FILE
 
 Builds, offline, the same bytes as GET /KIND/<network>/<farm>/<args>/<kernel>.
-KIND: iso usb uefimg uefi krn. The script inside fetches the kernel from --base-url
+KIND: iso usb uefimg uefi krn snponly. The script inside fetches the kernel from --base-url
 (default http.public_url from --config); one of the two must be set.
 `
 

@@ -98,6 +98,8 @@ func TestMediaBoot(t *testing.T) {
 		{"usb-ovmf", "usb", true, "disk", false},
 		{"uefimg-ovmf", "uefimg", true, "disk", false},
 		{"uefi-ovmf", "uefi", true, "esp", false},
+		// snponly.efi drives the NIC through OVMF's own virtio-net driver (SNP).
+		{"snponly-ovmf", "snponly", true, "esp", false},
 		{"krn-seabios", "krn", false, "kernel", false},
 		{"krn-provision-seabios", "krn-provision", false, "kernel", false},
 		{"uefi-provision-ovmf", "uefi-provision", true, "esp", false},

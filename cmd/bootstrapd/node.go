@@ -25,12 +25,13 @@ import (
 const nodeUsage = `Usage: bootstrapd node <command> [flags]
 
 Commands (they talk to the running daemon's admin API):
-  add    --mac M --network N --farm F [--args A] [--kernel K]   create a record
-  set    --mac M [--network N] [--farm F] [--args A] [--kernel K] change a record
+  add    --mac M --network N --farm F [--args A] [--kernel K] [--efi-binary B]   create a record
+  set    --mac M [--network N] [--farm F] [--args A] [--kernel K] [--efi-binary B] change a record
+         (--efi-binary ipxe|snponly: what the node's x86_64 UEFI firmware loads; "" = dhcp.efi_binary)
   show   --mac M                                                print a record and its boot events
   list [filters]                                                print every record (or those matching)
   rm     --mac M                                                delete a record
-  import FILE|-                                                 import CSV rows client,branch,zerotier,kargs[,kernel]
+  import FILE|-                                                 import CSV rows client,branch,zerotier,kargs[,kernel[,efi_binary]]
   export                                                        print every record as CSV
   discovered [filters]                                          print MACs that asked for a script
   forget --mac M                                                drop a MAC's discovered entry and boot events
@@ -76,6 +77,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	farm := fs.Uint64("farm", 0, "farm id")
 	kargs := fs.String("args", "", "extra kernel arguments")
 	kernel := fs.String("kernel", "", "kernel file under paths.kernels (default net/<network>.efi)")
+	efiBinary := fs.String("efi-binary", "", "ipxe or snponly: the binary the node's x86_64 UEFI firmware loads (default dhcp.efi_binary)")
 	filters := addListFlags(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -108,6 +110,9 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if set("kernel") {
 			in.Kernel = kernel
 		}
+		if set("efi-binary") {
+			in.EFIBinary = efiBinary
+		}
 		return in
 	}
 
@@ -132,7 +137,7 @@ func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		in := given()
 		if in == (httpd.NodeInput{}) {
-			return fmt.Errorf("%w: node set needs at least one of --network --farm --args --kernel", errUsage)
+			return fmt.Errorf("%w: node set needs at least one of --network --farm --args --kernel --efi-binary", errUsage)
 		}
 		var n store.Node
 		if err := c.do(ctx, http.MethodPatch, "/nodes/"+url.PathEscape(*mac), in, &n); err != nil {
@@ -467,8 +472,12 @@ func (p printer) node(n store.Node, evs []store.Event) error {
 	if kernel == "" {
 		kernel = "net/" + n.Network + ".efi, arm64: net/" + n.Network + "-arm64.efi (network defaults)"
 	}
-	fmt.Fprintf(p.w, "mac:      %s\nnetwork:  %s\nfarm:     %d\nargs:     %s\nkernel:   %s\ncreated:  %s\nupdated:  %s\n",
-		term(n.MAC), term(n.Network), n.Farm, term(n.Args), term(kernel), n.Created.Format(time.RFC3339), n.Updated.Format(time.RFC3339))
+	efi := n.EFIBinary
+	if efi == "" {
+		efi = "dhcp.efi_binary"
+	}
+	fmt.Fprintf(p.w, "mac:      %s\nnetwork:  %s\nfarm:     %d\nargs:     %s\nkernel:   %s\nefi:      %s\ncreated:  %s\nupdated:  %s\n",
+		term(n.MAC), term(n.Network), n.Farm, term(n.Args), term(kernel), term(efi), n.Created.Format(time.RFC3339), n.Updated.Format(time.RFC3339))
 	if len(evs) > 0 {
 		fmt.Fprintln(p.w, "events:")
 		for _, e := range evs {

@@ -189,6 +189,7 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 			HTTPPort:   httpPort,
 			PublicURL:  cfg.HTTP.PublicURL,
 			Files:      cat,
+			EFIChoice:  efiChoice(db, cfg.DHCP.EFIBinary),
 			Logger:     log.With("service", "dhcp"),
 			Registerer: reg,
 			Timeline:   tl.Record,
@@ -270,4 +271,18 @@ func newMediaBuilder(cfg Config, log *slog.Logger, reg prometheus.Registerer) (h
 		return nil, err
 	}
 	return b, nil
+}
+
+// efiChoice is the ProxyDHCP's EFI binary choice for a MAC: its record's efi_binary, else
+// global (dhcp.efi_binary). A failed lookup counts as no record: the firmware must get an
+// answer either way.
+func efiChoice(nodes interface {
+	GetNode(mac string) (store.Node, error)
+}, global string) func(mac string) string {
+	return func(mac string) string {
+		if n, err := nodes.GetNode(mac); err == nil && n.EFIBinary != "" {
+			return n.EFIBinary
+		}
+		return global
+	}
 }

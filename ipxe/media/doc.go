@@ -27,6 +27,8 @@
 //   - KindUEFI: the EFI stub (packaging/ipxe-embed/stub.c) with Debian's iPXE linked in; the
 //     stub starts that iPXE with the script as its load options, which iPXE runs as a
 //     script (efi_cmdline.c). An empty script gives the generic iPXE (normal autoboot).
+//   - KindSNPOnly: the same stub around Debian's snponly.efi (x86_64 only), which uses the
+//     firmware's own network driver (SNP) instead of iPXE's, for NICs iPXE cannot drive.
 //   - KindKRN: Debian's ipxe.lkrn with the script appended and the Linux boot header's
 //     ramdisk_image/ramdisk_size pointing at it (loaded high at 1 MiB by qemu -kernel,
 //     SYSLINUX, GRUB linux16); iPXE takes it as its initrd and runs it. A bootloader given

@@ -91,6 +91,7 @@ func syntheticInputs(t testing.TB) inputSet {
 		"ldlinux.c32":           pattern(5, 60<<10),
 		"ipxe-amd64-script.efi": fakePE(6, 200<<10, pe.IMAGE_FILE_MACHINE_AMD64, true),
 		"ipxe-arm64-script.efi": fakePE(8, 210<<10, pe.IMAGE_FILE_MACHINE_ARM64, true),
+		"snponly-script.efi":    fakePE(9, 90<<10, pe.IMAGE_FILE_MACHINE_AMD64, true),
 	}}
 	s.cfg = Config{
 		IPXEDir:         filepath.Join(root, "ipxe"),
@@ -109,7 +110,7 @@ func syntheticInputs(t testing.TB) inputSet {
 	writeFiles(t, s.cfg.IPXEDir, pick("ipxe-amd64.efi", "ipxe-arm64.efi", "ipxe.lkrn"))
 	writeFiles(t, s.cfg.IsolinuxDir, pick("isolinux.bin", "isohdpfx.bin"))
 	writeFiles(t, s.cfg.SyslinuxBIOSDir, pick("ldlinux.c32"))
-	writeFiles(t, s.cfg.EmbedDir, pick("ipxe-amd64-script.efi", "ipxe-arm64-script.efi"))
+	writeFiles(t, s.cfg.EmbedDir, pick("ipxe-amd64-script.efi", "ipxe-arm64-script.efi", "snponly-script.efi"))
 	return s
 }
 
@@ -144,10 +145,11 @@ func debianInputs(t testing.TB) (inputSet, bool) {
 		!read(DefaultIsolinuxDir, "isolinux.bin", "isohdpfx.bin") || !read(DefaultSyslinuxBIOS, "ldlinux.c32") {
 		return s, false
 	}
-	if !read(embedDir, "ipxe-amd64-script.efi", "ipxe-arm64-script.efi") {
+	if !read(embedDir, "ipxe-amd64-script.efi", "ipxe-arm64-script.efi", "snponly-script.efi") {
 		t.Logf("no EFI stubs in %s: synthetic ones stand in", embedDir)
 		s.cfg.EmbedDir = filepath.Join(t.TempDir(), "embed")
-		stubs := map[string][]byte{"ipxe-amd64-script.efi": fakePE(6, 200<<10, pe.IMAGE_FILE_MACHINE_AMD64, true), "ipxe-arm64-script.efi": fakePE(8, 210<<10, pe.IMAGE_FILE_MACHINE_ARM64, true)}
+		stubs := map[string][]byte{"ipxe-amd64-script.efi": fakePE(6, 200<<10, pe.IMAGE_FILE_MACHINE_AMD64, true), "ipxe-arm64-script.efi": fakePE(8, 210<<10, pe.IMAGE_FILE_MACHINE_ARM64, true),
+			"snponly-script.efi": fakePE(9, 90<<10, pe.IMAGE_FILE_MACHINE_AMD64, true)}
 		writeFiles(t, s.cfg.EmbedDir, stubs)
 		for n, b := range stubs {
 			s.files[n] = b

@@ -2,12 +2,14 @@ package media
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 
 	"log/slog"
 	"os"
@@ -28,12 +30,16 @@ const (
 	KindUEFIImg Kind = "uefimg" // GPT disk image with one FAT16 EFI System Partition
 	KindUEFI    Kind = "uefi"   // one .efi file (iPXE behind the script stub)
 	KindKRN     Kind = "krn"    // one ipxe.lkrn carrying the script as its built-in initrd
+	// KindSNPOnly is one .efi file like KindUEFI, around Debian's snponly.efi: iPXE that
+	// drives the NIC through the firmware's own network driver (SNP), for NICs iPXE's
+	// drivers do not run. x86_64 only: Debian builds no arm64 snponly.efi.
+	KindSNPOnly Kind = "snponly"
 )
 
 // Kinds lists every kind, in a fixed order.
-func Kinds() []Kind { return []Kind{KindISO, KindUSB, KindUEFIImg, KindUEFI, KindKRN} }
+func Kinds() []Kind { return []Kind{KindISO, KindUSB, KindUEFIImg, KindUEFI, KindKRN, KindSNPOnly} }
 
-// ParseKind maps a URL segment ("iso", "usb", "uefimg", "uefi", "krn") to a Kind.
+// ParseKind maps a URL segment ("iso", "usb", "uefimg", "uefi", "krn", "snponly") to a Kind.
 func ParseKind(s string) (Kind, error) {
 	for _, k := range Kinds() {
 		if string(k) == s {
@@ -48,7 +54,7 @@ func (k Kind) Ext() string {
 	switch k {
 	case KindISO:
 		return ".iso"
-	case KindUEFI:
+	case KindUEFI, KindSNPOnly:
 		return ".efi"
 	case KindKRN:
 		return ".lkrn"
@@ -89,6 +95,7 @@ const (
 	DefaultCacheBytes   = 64 << 20
 	embedEFIAmd64       = "ipxe-amd64-script.efi"
 	embedEFIArm64       = "ipxe-arm64-script.efi"
+	embedSNPOnly        = "snponly-script.efi"
 	isolinuxBin         = "isolinux.bin"
 	isohdpfxBin         = "isohdpfx.bin"
 	ldlinuxC32          = "ldlinux.c32"
@@ -105,8 +112,10 @@ type Config struct {
 	// SyslinuxBIOSDir holds ldlinux.c32 (paths.syslinux_bios); required.
 	// DefaultSyslinuxBIOS is where Debian installs it.
 	SyslinuxBIOSDir string
-	// EmbedDir holds packaging/ipxe-embed/build.sh's output, ipxe-amd64-script.efi and
-	// ipxe-arm64-script.efi (paths.ipxe_embed). "" = KindUEFI answers ErrUnavailable.
+	// EmbedDir holds packaging/ipxe-embed/build.sh's output, ipxe-amd64-script.efi,
+	// ipxe-arm64-script.efi and snponly-script.efi (paths.ipxe_embed). "" = KindUEFI and
+	// KindSNPOnly answer ErrUnavailable; a missing snponly-script.efi (stubs built before
+	// it existed) only KindSNPOnly.
 	EmbedDir string
 	// CacheBytes bounds the cache of finished media (media.cache_bytes); 0 or negative =
 	// no cache. bootstrapd's default is DefaultCacheBytes.
@@ -258,18 +267,25 @@ func New(cfg Config) (*Builder, error) {
 
 	if cfg.EmbedDir != "" {
 		for _, e := range []struct {
+			kind Kind
 			arch Arch
 			name string
-		}{{ArchAMD64, embedEFIAmd64}, {ArchARM64, embedEFIArm64}} {
+		}{{KindUEFI, ArchAMD64, embedEFIAmd64}, {KindUEFI, ArchARM64, embedEFIArm64}, {KindSNPOnly, "", embedSNPOnly}} {
 			img, err := read("paths.ipxe_embed", cfg.EmbedDir, e.name, "packaging/ipxe-embed/build.sh")
+			if e.kind == KindSNPOnly && errors.Is(err, fs.ErrNotExist) {
+				// Stubs built before /snponly/ existed: the other media keep working.
+				log.Warn("no snponly stub in paths.ipxe_embed: /snponly/ answers 503 (run make embed)", "dir", cfg.EmbedDir)
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
-			s, err := findEFISlotFor(img, e.arch)
+			// snponly.efi exists for x86_64 only: its stub must be an amd64 PE.
+			s, err := findEFISlotFor(img, cmp.Or(e.arch, ArchAMD64))
 			if err != nil {
 				return nil, &MissingFileError{Key: "paths.ipxe_embed", Path: filepath.Join(cfg.EmbedDir, e.name), Package: "packaging/ipxe-embed/build.sh", Err: err}
 			}
-			add(&template{kind: KindUEFI, arch: e.arch, img: img, slots: []patcher{s}})
+			add(&template{kind: e.kind, arch: e.arch, img: img, slots: []patcher{s}})
 		}
 	}
 	log.Info("media templates ready", "took", time.Since(start), "iso_bytes", len(iso), "uefimg_bytes", len(uefimg),
@@ -316,13 +332,19 @@ func CheckScript(script []byte) error {
 }
 
 // Build returns the medium of kind carrying script. An empty script is allowed for
-// KindUEFI and KindKRN only: that is the generic iPXE, which autoboots from the LAN.
+// KindUEFI, KindSNPOnly and KindKRN only: that is the generic iPXE, which autoboots from
+// the LAN. KindSNPOnly refuses any Arch but amd64 (ErrUnknownArch).
 // Equal arguments give equal bytes; repeats come from the cache.
 func (b *Builder) Build(ctx context.Context, kind Kind, script []byte, opts Options) (*Medium, error) {
 	if _, err := ParseKind(string(kind)); err != nil {
 		return nil, err
 	}
 	arch := Arch("")
+	if kind == KindSNPOnly {
+		if a, err := ParseArch(string(opts.Arch)); err != nil || a != ArchAMD64 {
+			return nil, fmt.Errorf("%w: %q: snponly.efi exists for amd64 only", ErrUnknownArch, opts.Arch)
+		}
+	}
 	if kind == KindUEFI {
 		var err error
 		if arch, err = ParseArch(string(opts.Arch)); err != nil {

@@ -3,6 +3,7 @@ package media
 import (
 	"bytes"
 	"context"
+	"debug/pe"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -62,6 +63,8 @@ func TestBuildStructure(t *testing.T) {
 						checkUEFIImg(t, in, m.Bytes(), script)
 					case KindUEFI:
 						checkEFI(t, ArchAMD64, in.files["ipxe-amd64-script.efi"], m.Bytes(), script)
+					case KindSNPOnly:
+						checkEFI(t, ArchAMD64, in.files["snponly-script.efi"], m.Bytes(), script)
 					case KindKRN:
 						checkKRN(t, in.files["ipxe.lkrn"], m.Bytes(), script)
 					}
@@ -284,7 +287,7 @@ func TestGenericBinaries(t *testing.T) {
 		kind Kind
 		arch Arch
 		stub string
-	}{{KindUEFI, ArchAMD64, "ipxe-amd64-script.efi"}, {KindUEFI, ArchARM64, "ipxe-arm64-script.efi"}, {KindKRN, "", ""}} {
+	}{{KindUEFI, ArchAMD64, "ipxe-amd64-script.efi"}, {KindUEFI, ArchARM64, "ipxe-arm64-script.efi"}, {KindSNPOnly, "", "snponly-script.efi"}, {KindKRN, "", ""}} {
 		m, err := b.Build(context.Background(), tc.kind, nil, Options{Arch: tc.arch})
 		if err != nil {
 			t.Fatal(err)
@@ -325,6 +328,8 @@ func TestScriptRefused(t *testing.T) {
 		"max is fine":   {KindISO, "#!ipxe\n" + strings.Repeat("#", MaxScriptLen-7), Options{}, nil},
 		"empty krn ok":  {KindKRN, "", Options{}, nil},
 		"aarch64 alias": {KindUEFI, testScript, Options{Arch: "aarch64"}, nil},
+		"snponly arm64": {KindSNPOnly, testScript, Options{Arch: "arm64"}, ErrUnknownArch},
+		"snponly amd64": {KindSNPOnly, testScript, Options{Arch: "x86_64"}, nil},
 	} {
 		t.Run(name, func(t *testing.T) {
 			m, err := b.Build(context.Background(), tc.kind, []byte(tc.script), tc.opts)
@@ -342,7 +347,7 @@ func TestScriptRefused(t *testing.T) {
 	if got := testutil.ToFloat64(b.m.builds.WithLabelValues("krn", resultBad)); got != 1 {
 		t.Errorf("bad_script count for krn %v, want 1", got)
 	}
-	if n, err := testutil.GatherAndCount(reg, "bootstrapd_media_builds_total", "bootstrapd_media_cache_hits_total", "bootstrapd_media_build_duration_seconds"); err != nil || n != 5*5+5+5 {
+	if n, err := testutil.GatherAndCount(reg, "bootstrapd_media_builds_total", "bootstrapd_media_cache_hits_total", "bootstrapd_media_build_duration_seconds"); err != nil || n != 6*5+6+6 {
 		t.Errorf("gathered %d series (%v), want every label pre-created", n, err)
 	}
 }
@@ -560,5 +565,28 @@ func TestConcurrentBuild(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// Stubs built before snponly-script.efi existed: /snponly/ is unavailable, the rest works.
+func TestSNPOnlyStubMissing(t *testing.T) {
+	in := syntheticInputs(t)
+	if err := os.Remove(filepath.Join(in.cfg.EmbedDir, "snponly-script.efi")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(in.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Build(context.Background(), KindSNPOnly, []byte(testScript), Options{}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("snponly without its stub: %v, want ErrUnavailable", err)
+	}
+	if _, err := b.Build(context.Background(), KindUEFI, []byte(testScript), Options{}); err != nil {
+		t.Fatalf("uefi without the snponly stub: %v", err)
+	}
+	// A stub for the wrong machine is still an error that stops New.
+	writeFiles(t, in.cfg.EmbedDir, map[string][]byte{"snponly-script.efi": fakePE(9, 90<<10, pe.IMAGE_FILE_MACHINE_ARM64, true)})
+	if _, err := New(in.cfg); err == nil || !strings.Contains(err.Error(), "snponly-script.efi") {
+		t.Fatalf("arm64 snponly stub: %v", err)
 	}
 }

@@ -5,6 +5,8 @@
 # OUT_DIR/ipxe-amd64-script.efi and OUT_DIR/ipxe-arm64-script.efi are stub.c (a small EFI
 # application, see its header) with the stock iPXE binary from IPXE_DIR (the pinned Debian
 # build that packaging/fetch-ipxe.sh extracts) linked in, and an empty 4 KiB script slot.
+# OUT_DIR/snponly-script.efi is the same stub around Debian's snponly.efi (x86_64 only:
+# iPXE driving the NIC through the firmware's own network driver), for /snponly/.
 #
 # Why not iPXE built with EMBED=: that needs the iPXE source, and the Debian mirrors this
 # project can reach serve binary packages only (`apt-get source ipxe` gets 404). The stub
@@ -34,33 +36,38 @@ if [ -n "$need" ]; then
 	fi
 fi
 
-for f in ipxe-amd64.efi ipxe-arm64.efi; do
+for f in ipxe-amd64.efi ipxe-arm64.efi snponly.efi; do
 	[ -s "$ipxe_dir/$f" ] || { echo "ipxe-embed: $ipxe_dir/$f missing (run packaging/fetch-ipxe.sh $ipxe_dir)" >&2; exit 1; }
 done
 
-stamp=$( (cat "$here/stub.c" "$here/build.sh" "$ipxe_dir/ipxe-amd64.efi" "$ipxe_dir/ipxe-arm64.efi"; clang --version) | sha256sum | cut -d' ' -f1)
+stamp=$( (cat "$here/stub.c" "$here/build.sh" "$ipxe_dir/ipxe-amd64.efi" "$ipxe_dir/ipxe-arm64.efi" "$ipxe_dir/snponly.efi"; clang --version) | sha256sum | cut -d' ' -f1)
 if [ -f "$out/STAMP" ] && [ "$(cat "$out/STAMP")" = "$stamp" ] &&
-	[ -s "$out/ipxe-amd64-script.efi" ] && [ -s "$out/ipxe-arm64-script.efi" ]; then
+	[ -s "$out/ipxe-amd64-script.efi" ] && [ -s "$out/ipxe-arm64-script.efi" ] && [ -s "$out/snponly-script.efi" ]; then
 	echo "ipxe-embed: $out is up to date"
 	exit 0
 fi
 
 mkdir -p "$out"
-for pair in x86_64:amd64 aarch64:arm64; do
-	target=${pair%%:*}
-	arch=${pair##*:}
+# target:iPXE binary:stub name
+for build in x86_64:ipxe-amd64:ipxe-amd64-script aarch64:ipxe-arm64:ipxe-arm64-script x86_64:snponly:snponly-script; do
+	target=${build%%:*}
+	rest=${build#*:}
+	src=${rest%%:*}
+	name=${rest#*:}
 	# x86_64 EFI code must not use the red zone (firmware interrupts write below rsp).
 	redzone=-mno-red-zone
 	[ "$target" = x86_64 ] || redzone=-Wno-unused-command-line-argument
+	snponly=-USNPONLY
+	[ "$src" != snponly ] || snponly=-DSNPONLY
 	# shellcheck disable=SC2016
 	clang --target="$target-unknown-windows" -std=c11 -O2 -Wall -Werror \
 		-ffreestanding -fshort-wchar -fno-stack-protector -fno-builtin -nostdlib \
-		"$redzone" \
-		-DIPXE_EFI="\"$ipxe_dir/ipxe-$arch.efi\"" \
+		"$redzone" "$snponly" \
+		-DIPXE_EFI="\"$ipxe_dir/$src.efi\"" \
 		-fuse-ld=lld -Wl,-entry:efi_main -Wl,-subsystem:efi_application -Wl,-Brepro \
-		-o "$out/.ipxe-$arch-script.efi.tmp" "$here/stub.c"
-	mv -f "$out/.ipxe-$arch-script.efi.tmp" "$out/ipxe-$arch-script.efi"
+		-o "$out/.$name.efi.tmp" "$here/stub.c"
+	mv -f "$out/.$name.efi.tmp" "$out/$name.efi"
 done
 rm -f "$out"/*.lib
 echo "$stamp" >"$out/STAMP"
-echo "ipxe-embed: built $out/ipxe-amd64-script.efi $out/ipxe-arm64-script.efi"
+echo "ipxe-embed: built $out/ipxe-amd64-script.efi $out/ipxe-arm64-script.efi $out/snponly-script.efi"

@@ -12,6 +12,11 @@
  *
  * The slot: 32-byte marker, little-endian uint32 length, then SLOT_SIZE bytes of script
  * (zero-filled after length). Length 0 = no command line: iPXE does its normal autoboot.
+ *
+ * Built with -DSNPONLY around snponly.efi, the stub also names a network device as iPXE's
+ * DeviceHandle: snponly.efi drives only the SNP device its image was loaded from
+ * (src/drivers/net/efi/snponly.c), and loaded from a stick that is a disk, so it would find
+ * no NIC at all. The first handle with the Simple Network Protocol is taken.
  */
 typedef unsigned long long u64;
 typedef unsigned int u32;
@@ -49,11 +54,18 @@ struct efi_boot_services {
 	void *create_event, *set_timer, *wait_for_event, *signal_event, *close_event, *check_event;
 	void *install_protocol_interface, *reinstall_protocol_interface, *uninstall_protocol_interface;
 	efi_status (EFIAPI *handle_protocol)(efi_handle h, const struct efi_guid *g, void **iface);
-	void *reserved, *register_protocol_notify, *locate_handle, *locate_device_path;
+	void *reserved, *register_protocol_notify;
+	efi_status (EFIAPI *locate_handle)(u32 search_type, const struct efi_guid *g, void *key,
+					   uintn *size, efi_handle *buf);
+	void *locate_device_path;
 	void *install_configuration_table;
 	efi_status (EFIAPI *load_image)(u8 boot_policy, efi_handle parent, void *device_path,
 					void *source, uintn size, efi_handle *image);
 	efi_status (EFIAPI *start_image)(efi_handle image, uintn *exit_size, u16 **exit_data);
+	void *exit, *unload_image, *exit_boot_services, *get_next_monotonic_count, *stall;
+	void *set_watchdog_timer;
+	efi_status (EFIAPI *connect_controller)(efi_handle h, efi_handle *drivers, void *remaining,
+						u8 recursive);
 };
 
 struct efi_system_table {
@@ -86,6 +98,41 @@ static const struct efi_guid loaded_image_guid = {
 	0x5b1b31a1, 0x9562, 0x11d2, {0x8e, 0x3f, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b}};
 static const struct efi_guid device_path_guid = {
 	0x09576e91, 0x6d3f, 0x11d2, {0x8e, 0x39, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b}};
+#ifdef SNPONLY
+static const struct efi_guid snp_guid = {
+	0xa19832b9, 0xac25, 0x11d3, {0x9a, 0x2d, 0x00, 0x90, 0x27, 0x3f, 0xc1, 0x4d}};
+#define ALL_HANDLES 0
+#define BY_PROTOCOL 2
+
+/* The first handle with the Simple Network Protocol, or 0. */
+static efi_handle find_nic(struct efi_boot_services *bs) {
+	efi_handle handles[32];
+	uintn size = sizeof(handles);
+	if (bs->locate_handle(BY_PROTOCOL, &snp_guid, 0, &size, handles) != 0 || size < sizeof(efi_handle))
+		return 0;
+	return handles[0];
+}
+
+/*
+ * first_nic finds an SNP device, connecting every driver first when there is none: booting
+ * from a disk, firmware (OVMF, many boards' fast boot) connects only what that boot needs,
+ * so the NIC's own driver has not started yet (the UEFI shell's `connect -r`).
+ */
+static efi_handle first_nic(struct efi_boot_services *bs) {
+	efi_handle nic = find_nic(bs), *all = 0;
+	uintn size = 0, i;
+	if (nic)
+		return nic;
+	bs->locate_handle(ALL_HANDLES, 0, 0, &size, 0);
+	if (!size || bs->allocate_pool(2, size, (void **)&all) != 0)
+		return 0;
+	if (bs->locate_handle(ALL_HANDLES, 0, 0, &size, all) == 0)
+		for (i = 0; i < size / sizeof(efi_handle); i++)
+			bs->connect_controller(all[i], 0, 0, 1);
+	bs->free_pool(all);
+	return find_nic(bs);
+}
+#endif
 
 /* Device path nodes: type, subtype, 16-bit length; the end node is type 0x7f. */
 static uintn dp_size(const u8 *dp, int with_end) {
@@ -177,6 +224,17 @@ efi_status EFIAPI efi_main(efi_handle self, struct efi_system_table *st) {
 		child_li->load_options = opts;
 		child_li->load_options_size = (u32)(n * sizeof(u16));
 	}
+#ifdef SNPONLY
+	{
+		efi_handle nic = first_nic(bs);
+		if (!child_li && bs->handle_protocol(child, &loaded_image_guid, (void **)&child_li) != 0)
+			child_li = 0;
+		if (nic && child_li)
+			child_li->device_handle = nic;
+		else
+			say(st, u"bootstrapd: no network device with SNP found\r\n");
+	}
+#endif
 	rc = bs->start_image(child, 0, 0);
 	return rc;
 fail:
