@@ -23,6 +23,7 @@ import (
 	"github.com/threefoldtech/bootstrapd/httpd"
 	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/ipxe/media"
+	"github.com/threefoldtech/bootstrapd/store"
 	"github.com/threefoldtech/bootstrapd/store/kernels"
 	"github.com/threefoldtech/bootstrapd/store/timeline"
 	"github.com/threefoldtech/bootstrapd/tftpd"
