@@ -66,10 +66,12 @@ ip -n "${ns}srv" route add "$p.128.0/17" via "$p.0.3"
 ip -n "${ns}lan" route add "$p.128.0/17" via "$p.0.3"
 ip -n "${ns}cli" route add 255.255.255.255/32 dev cli0
 
+# The lease server keeps its leases in memory (--leasefile-ro): rewriting the lease file for
+# each of thousands of new leases would make it the storm's bottleneck.
 ip netns exec "${ns}lan" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --port=0 \
 	--user=root --interface=br0 --bind-interfaces --dhcp-authoritative --no-ping \
 	--dhcp-range="$p.128.1,$p.255.254,255.255.0.0,1h" --dhcp-lease-max=65536 \
-	--dhcp-leasefile="$work/leases" --log-facility="$work/leases.log" --pid-file="$work/leases.pid" &
+	--leasefile-ro --log-facility="$work/leases.log" --pid-file="$work/leases.pid" &
 
 go build -trimpath -tags nomsgpack -o "$work/bootstrapd" ./cmd/bootstrapd
 go build -o "$work/storm" ./test/load/storm

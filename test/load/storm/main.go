@@ -320,6 +320,22 @@ var dhcpWaits = []time.Duration{4 * time.Second, 8 * time.Second, 16 * time.Seco
 // request on port 4011 that EDK2 sends for it. It returns the leased address and the boot
 // file and server the proxy named.
 func (d *dhcpClient) exchange(ctx context.Context, mac net.HardwareAddr, asIPXE bool) (lease netip.Addr, file string, server netip.Addr, err error) {
+	// A lease server offers the same free address to clients that ask at the same moment
+	// and NAKs all but the first REQUEST; a client starts over with a DISCOVER then (RFC
+	// 2131 3.1), as firmware does.
+	for range 4 {
+		lease, file, server, err = d.dora(ctx, mac, asIPXE)
+		if !errors.Is(err, errLease) {
+			break
+		}
+	}
+	return lease, file, server, err
+}
+
+// errLease is a REQUEST the lease server refused (NAK) or left unanswered.
+var errLease = errors.New("lease")
+
+func (d *dhcpClient) dora(ctx context.Context, mac net.HardwareAddr, asIPXE bool) (lease netip.Addr, file string, server netip.Addr, err error) {
 	mods := []dhcpv4.Modifier{
 		dhcpv4.WithBroadcast(true),
 		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007:UNDI:003000")),
@@ -399,7 +415,7 @@ func (d *dhcpClient) exchange(ctx context.Context, mac net.HardwareAddr, asIPXE 
 	}
 	ack, err := d.request(ctx, ch, req)
 	if err != nil {
-		return lease, "", server, fmt.Errorf("lease: %w", err)
+		return lease, "", server, fmt.Errorf("%w: %w", errLease, err)
 	}
 	lease, _ = netip.AddrFromSlice(ack.YourIPAddr.To4())
 
