@@ -134,6 +134,9 @@ func (a *api) apiFail(c *gin.Context, err error) {
 		code = http.StatusConflict
 	case errors.As(err, &mbe):
 		code = http.StatusRequestEntityTooLarge
+	case errors.Is(err, store.ErrUnavailable):
+		// The shared store (etcd) is down: nothing changed, and trying later may work.
+		code = http.StatusServiceUnavailable
 	default:
 		a.log.Error("admin API", "path", c.FullPath(), "err", err)
 	}

@@ -51,6 +51,11 @@ type activity struct {
 	pendingDiscovered int
 	droppedSince      int
 	seq               uint64
+
+	// lastSeen is when each MAC was last seen at the last CountNodes that could read
+	// etcd: /metrics counts from it while etcd is down.
+	seenMu   sync.Mutex
+	lastSeen map[string]time.Time
 }
 
 func (a *activity) init(db *DB) {
@@ -626,15 +631,40 @@ func (s *DB) CountNodes(seenSince time.Time) (known, seen int, err error) {
 	s.copyMu.RUnlock()
 	s.flushMu.RLock()
 	defer s.flushMu.RUnlock()
-	all, err := s.readSeen(s.cfg.Prefix+"seen/", s.pendingSeen(""))
+	pend := s.pendingSeen("")
+	all, err := s.readSeen(s.cfg.Prefix+"seen/", maps.Clone(pend))
 	if err != nil {
-		return 0, 0, fmt.Errorf("count nodes: %w", err)
+		// /metrics must still answer (bootstrapd_store_etcd_up says etcd is down): count
+		// from the last read, with this appliance's marks since.
+		s.seenMu.Lock()
+		last := s.lastSeen
+		s.seenMu.Unlock()
+		if last == nil {
+			return 0, 0, fmt.Errorf("count nodes: %w", err)
+		}
+		at := maps.Clone(last)
+		for mac, d := range pend {
+			if d.LastSeen.After(at[mac]) {
+				at[mac] = d.LastSeen
+			}
+		}
+		for _, when := range at {
+			if !when.Before(seenSince) {
+				seen++
+			}
+		}
+		return known, seen, nil
 	}
-	for _, sn := range all {
+	last := make(map[string]time.Time, len(all))
+	for mac, sn := range all {
+		last[mac] = sn.LastSeen
 		if !sn.LastSeen.Before(seenSince) {
 			seen++
 		}
 	}
+	s.seenMu.Lock()
+	s.lastSeen = last
+	s.seenMu.Unlock()
 	return known, seen, nil
 }
 

@@ -179,6 +179,15 @@ func TestEtcdDown(t *testing.T) {
 		t.Fatalf("bootstrapd_store_etcd_up = %v with etcd up, want 1", up())
 	}
 
+	if err := a.MarkSeen(known, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if k, s, err := a.CountNodes(time.Time{}); err != nil || k != 1 || s != 1 {
+		t.Fatalf("CountNodes with etcd up = %d, %d, %v; want 1, 1", k, s, err)
+	}
 	c.Members[0].Kill()
 	eventually(t, "A notices etcd is gone", func() error {
 		if v := up(); v != 0 {
@@ -188,6 +197,10 @@ func TestEtcdDown(t *testing.T) {
 	})
 	if _, err := a.GetNode(known); err != nil {
 		t.Fatalf("GetNode from the copy with etcd gone: %v", err)
+	}
+	// /metrics still answers: counts from the copy and the last read.
+	if k, s, err := a.CountNodes(time.Time{}); err != nil || k != 1 || s != 1 {
+		t.Fatalf("CountNodes with etcd gone = %d, %d, %v; want 1, 1 from the last read", k, s, err)
 	}
 	if _, err := a.CreateNode(store.Node{MAC: later, Network: "prod"}); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("create with etcd gone: %v, want ErrUnavailable", err)
