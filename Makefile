@@ -20,7 +20,7 @@ FUZZ := ./store:FuzzParseMAC ./ipxe:FuzzRender ./ipxe:FuzzValidateKernel \
         ./httpd:FuzzParseBootPath ./httpd:FuzzNodesCSVRoundTrip ./httpd:FuzzListQuery \
         ./dhcpd:FuzzDecide ./tftpd:FuzzParsePath \
         ./ipxe/media:FuzzScript ./ipxe/media:FuzzParsers \
-        ./store/kernels:FuzzCheckHeader \
+        ./store/kernels:FuzzCheckHeader ./ipxe/ipxelog:FuzzParse \
         ./cmd/bootstrapd/internal/migrate:FuzzParseRows
 
 .PHONY: all build run deps ipxe syslinux arm64-kernel embed fetch-check test lint unit fuzz soak e2e storm storm-check media-boot web deb service-check deb-test deb-nspawn clean

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -48,6 +49,9 @@ type ScriptConfig struct {
 	NTPServer string
 	// RetrySeconds is how long a node without a record waits before asking again.
 	RetrySeconds int
+	// Syslog is the IPv4 address boot scripts tell iPXE to copy its console to (iPXE's
+	// "syslog" setting, UDP port 514); empty: scripts do not set it.
+	Syslog string
 }
 
 // Scripts renders boot scripts. Templates are parsed once.
@@ -68,6 +72,14 @@ func NewScripts(cfg ScriptConfig) (*Scripts, error) {
 	}
 	if cfg.NTPServer != "" && !hostRE.MatchString(cfg.NTPServer) {
 		return nil, fmt.Errorf("%w: ntp server %q is not a host name or address", ErrUnsafe, cfg.NTPServer)
+	}
+	if cfg.Syslog != "" {
+		// iPXE's syslog setting is an IPv4 address: a name would not resolve.
+		a, err := netip.ParseAddr(cfg.Syslog)
+		if err != nil || !a.Is4() {
+			return nil, fmt.Errorf("%w: syslog server %q is not an IPv4 address", ErrUnsafe, cfg.Syslog)
+		}
+		cfg.Syslog = a.String()
 	}
 	if cfg.RetrySeconds <= 0 {
 		cfg.RetrySeconds = 30
@@ -126,6 +138,7 @@ func (s *Scripts) Render(b Boot) ([]byte, error) {
 		"Boot":    b,
 		"Cmdline": s.Cmdline(b),
 		"NTP":     s.cfg.NTPServer,
+		"Syslog":  s.cfg.Syslog,
 	})
 }
 

@@ -2,6 +2,7 @@ package ipxe
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"flag"
 	"os"
@@ -207,5 +208,40 @@ func TestParseFarm(t *testing.T) {
 		if _, err := ParseFarm(in); !errors.Is(err, ErrUnsafe) {
 			t.Errorf("ParseFarm(%q) accepted", in)
 		}
+	}
+}
+
+// With a syslog server configured, the boot script sets iPXE's syslog first thing; without
+// one it does not mention it (the golden scripts). Anything but an IPv4 address is refused.
+func TestScriptSyslog(t *testing.T) {
+	tests := map[string]struct {
+		syslog, want, err string
+	}{
+		"off":       {"", "", ""},
+		"ipv4":      {"10.0.0.2", "#!ipxe\n# iPXE copies its console to the appliance's syslog receiver from here on (builds with it).\nset syslog 10.0.0.2\nset esc:hex 1b\n", ""},
+		"ipv6":      {"fd00::1", "", "not an IPv4 address"},
+		"name":      {"boot.lan", "", "not an IPv4 address"},
+		"injection": {"10.0.0.2\nreboot", "", "not an IPv4 address"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			s, err := NewScripts(ScriptConfig{Syslog: tc.syslog})
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("NewScripts: %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := s.Render(Boot{Network: "test", NetworkName: "testing (v3)", Farm: 1, KernelURL: "http://10.0.0.2:8080/kernel/net/test.efi"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(string(b), "syslog"); got != (tc.want != "") || !strings.HasPrefix(string(b), cmp.Or(tc.want, "#!ipxe\nset esc:hex 1b\n")) {
+				t.Errorf("script starts:\n%.200s", b)
+			}
+		})
 	}
 }

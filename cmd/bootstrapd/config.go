@@ -66,6 +66,10 @@ type Config struct {
 	Media struct {
 		CacheBytes int64 `yaml:"cache_bytes"`
 	} `yaml:"media"`
+	Syslog struct {
+		Listen  string `yaml:"listen"`
+		Address string `yaml:"address"`
+	} `yaml:"syslog"`
 	Networks map[string]string `yaml:"networks"`
 	Admin    struct {
 		Socket    string `yaml:"socket"`
@@ -308,6 +312,16 @@ func (c *Config) validate() error {
 	if c.Kernels.Refresh < time.Minute || c.Kernels.Refresh > 7*24*time.Hour {
 		return fmt.Errorf("kernels.refresh: %v is not between 1m and 168h", c.Kernels.Refresh)
 	}
+	if c.Syslog.Listen != "" {
+		if err := checkListen(c.Syslog.Listen); err != nil {
+			return fmt.Errorf("syslog.listen: %w", err)
+		}
+	}
+	if a := c.Syslog.Address; a != "" {
+		if ip, err := netip.ParseAddr(a); err != nil || !ip.Is4() {
+			return fmt.Errorf("syslog.address: %q is not an IPv4 address (iPXE's syslog setting takes one)", a)
+		}
+	}
 	if c.Media.CacheBytes < 0 {
 		return fmt.Errorf("media.cache_bytes: %d is negative (0 turns the cache off)", c.Media.CacheBytes)
 	}
@@ -441,7 +455,21 @@ func (c Config) scriptConfig() ipxe.ScriptConfig {
 	return ipxe.ScriptConfig{
 		BaseArgs: c.Boot.BaseArgs, ArgsSuffix: c.Boot.ArgsSuffix,
 		NTPServer: c.Boot.NTP, RetrySeconds: c.Boot.RetrySeconds,
+		Syslog: c.syslogAddress(),
 	}
+}
+
+// syslogAddress is where scripts tell iPXE to log: syslog.address, else syslog.listen's
+// host when that is one IPv4 address; "" (scripts do not set it) otherwise.
+func (c Config) syslogAddress() string {
+	if c.Syslog.Address != "" {
+		return c.Syslog.Address
+	}
+	host, _, err := net.SplitHostPort(c.Syslog.Listen)
+	if ip, perr := netip.ParseAddr(host); err == nil && perr == nil && ip.Is4() && !ip.IsUnspecified() {
+		return ip.String()
+	}
+	return ""
 }
 
 // The values of store.backend.

@@ -53,6 +53,9 @@ func TestConfigErrors(t *testing.T) {
 		"upstream network":   {paths + "kernels: {upstream: {mainnet: 'https://b.example.org/k'}}\n", "kernels.upstream: \"mainnet\""},
 		"upstream url":       {paths + "kernels: {upstream: {test: 'file:///etc/passwd'}}\n", "kernels.upstream.test"},
 		"refresh":            {paths + "kernels: {refresh: 10s}\n", "kernels.refresh"},
+		"syslog ok":          {paths + "syslog: {listen: '10.0.0.2:514'}\n", ""},
+		"syslog listen":      {paths + "syslog: {listen: 'boot:514'}\n", "syslog.listen"},
+		"syslog address":     {paths + "syslog: {listen: ':514', address: 'fd00::1'}\n", "syslog.address"},
 		"tls ok":             {paths + "http: {tls_listen: ':8443', tls_cert: c.pem, tls_key: k.pem}\n", ""},
 		"tls without files":  {paths + "http: {tls_listen: ':8443'}\n", "http.tls_listen: needs http.tls_cert"},
 		"tls bad address":    {paths + "http: {tls_listen: 'boot:8443', tls_cert: c.pem, tls_key: k.pem}\n", "http.tls_listen"},
@@ -183,5 +186,24 @@ func TestValidateIsPure(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
 		t.Errorf("loadConfig created paths.data (%v)", err)
+	}
+}
+
+func TestSyslogAddress(t *testing.T) {
+	tests := map[string]struct{ listen, address, want string }{
+		"off":              {"", "", ""},
+		"any address":      {":514", "", ""},
+		"one address":      {"10.0.0.2:514", "", "10.0.0.2"},
+		"ipv6 listen":      {"[fd00::2]:514", "", ""},
+		"explicit address": {":514", "192.0.2.7", "192.0.2.7"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var c Config
+			c.Syslog.Listen, c.Syslog.Address = tc.listen, tc.address
+			if got := c.scriptConfig().Syslog; got != tc.want {
+				t.Errorf("script syslog %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

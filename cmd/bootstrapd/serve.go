@@ -22,6 +22,7 @@ import (
 	"github.com/threefoldtech/bootstrapd/dhcpd"
 	"github.com/threefoldtech/bootstrapd/httpd"
 	"github.com/threefoldtech/bootstrapd/ipxe"
+	"github.com/threefoldtech/bootstrapd/ipxe/ipxelog"
 	"github.com/threefoldtech/bootstrapd/ipxe/media"
 	"github.com/threefoldtech/bootstrapd/store"
 	"github.com/threefoldtech/bootstrapd/store/kernels"
@@ -94,6 +95,14 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 	if err != nil {
 		return fmt.Errorf("timeline: %w", err)
 	}
+	// record is what the servers report boot stages to. With the syslog receiver on, the
+	// addresses in those events also teach it which MAC sends from which address.
+	record := tl.Record
+	var neighbours *ipxelog.Neighbours
+	if cfg.Syslog.Listen != "" {
+		neighbours = ipxelog.NewNeighbours(cfg.Events.MaxDiscovered)
+		record = func(e timeline.Event) { neighbours.Observe(e); tl.Record(e) }
+	}
 
 	builder, mediaErr := newMediaBuilder(cfg, log, reg)
 	if mediaErr != nil {
@@ -125,7 +134,7 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 		Logger:        log.With("service", "http"),
 		Registerer:    reg,
 		Gatherer:      reg,
-		Timeline:      tl.Record,
+		Timeline:      record,
 		ShutdownGrace: cfg.HTTP.ShutdownGrace,
 		StuckAfter:    cfg.Events.StuckAfter,
 		Media:         builder,
@@ -172,7 +181,7 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 		Files:        cat,
 		Logger:       log.With("service", "tftp"),
 		Registerer:   reg,
-		Timeline:     tl.Record,
+		Timeline:     record,
 	})
 	switch {
 	case errors.Is(err, os.ErrPermission):
@@ -193,7 +202,7 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 			EFIChoice:  efiChoice(db, cfg.DHCP.EFIBinary),
 			Logger:     log.With("service", "dhcp"),
 			Registerer: reg,
-			Timeline:   tl.Record,
+			Timeline:   record,
 		})
 		switch {
 		case errors.Is(err, os.ErrPermission):
@@ -210,6 +219,21 @@ func serve(ctx context.Context, cfg Config, cfgPath string, log *slog.Logger, hu
 
 	if len(cfg.Kernels.Upstream) > 0 {
 		g.Go(func() error { puller.Run(ctx, cfg.Kernels.Upstream, cfg.Kernels.Refresh); return nil })
+	}
+	if neighbours != nil {
+		rx, err := ipxelog.New(ipxelog.Config{
+			Addr: cfg.Syslog.Listen, Neighbours: neighbours, Timeline: tl.Record,
+			Registerer: reg, Logger: log.With("service", "syslog"),
+		})
+		switch {
+		case errors.Is(err, os.ErrPermission):
+			log.Warn("iPXE syslog receiver not started: binding a privileged port needs root or CAP_NET_BIND_SERVICE; serving the rest", "addr", cfg.Syslog.Listen)
+		case err != nil:
+			return stopWith(g, fmt.Errorf("syslog.listen: %w", err))
+		default:
+			log.Info("listening", "service", "syslog", "addr", rx.Addr().String())
+			g.Go(func() error { return rx.Serve(ctx) })
+		}
 	}
 	notify("READY=1\nSTATUS=serving on http " + strconv.Itoa(httpPort))
 	g.Go(func() error { reloadOnHUP(ctx, hup, cfgPath, web, log); return nil })

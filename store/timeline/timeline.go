@@ -24,6 +24,9 @@ const (
 	ScriptServed    Stage = "script_served"    // HTTP: the node's boot script
 	KernelRequested Stage = "kernel_requested" // HTTP: the script asked for its kernel
 	KernelSent      Stage = "kernel_sent"      // HTTP: the kernel was sent whole: the boot is done
+	// IPXELog is a line of iPXE's own console, received over syslog (ipxe/ipxelog); the
+	// detail is the line. It can come at any point of a boot, so it is not a step of it.
+	IPXELog Stage = "ipxe_log"
 )
 
 // asks tells whether the stage is the node asking for something (a DHCP request, a script):
@@ -32,7 +35,7 @@ func (s Stage) asks() bool {
 	return s == OfferBinary || s == OfferHTTPBoot || s == OfferScript || s == ScriptServed
 }
 
-var stages = []Stage{OfferBinary, OfferHTTPBoot, OfferScript, TFTPSent, TFTPFailed, ScriptServed, KernelRequested, KernelSent}
+var stages = []Stage{OfferBinary, OfferHTTPBoot, OfferScript, TFTPSent, TFTPFailed, ScriptServed, KernelRequested, KernelSent, IPXELog}
 
 // Stages lists every stage, in boot order.
 func Stages() []Stage { return slices.Clone(stages) }
