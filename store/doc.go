@@ -2,6 +2,10 @@
 // id, kernel arguments, kernel override), the MACs that asked for something (seen), and each
 // MAC's recent boot events.
 //
+// Store is the interface the rest of bootstrapd uses; *DB (this file format, the default)
+// and store/etcdstore (several appliances sharing one etcd) implement it, and
+// store/storetest is the suite both pass.
+//
 // # Records and activity
 //
 // Records are an authenticated operator's: every record write (CreateNode, UpdateNode,

@@ -1,6 +1,7 @@
 package etcdstore_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/threefoldtech/bootstrapd/store"
 	"github.com/threefoldtech/bootstrapd/store/etcdstore"
@@ -162,6 +164,9 @@ func TestEtcdDown(t *testing.T) {
 	defer a.Close()
 	b := open(t, c.Endpoints()[1:], "b", p, store.Options{})
 	defer b.Close()
+	// Member 0 first: the client talks to it until it dies.
+	all := open(t, c.Endpoints(), "c", p, store.Options{})
+	defer all.Close()
 	const known, later = "52:54:00:00:00:0b", "52:54:00:00:00:0c"
 	if _, err := a.CreateNode(store.Node{MAC: known, Network: "prod"}); err != nil {
 		t.Fatal(err)
@@ -208,9 +213,13 @@ func TestEtcdDown(t *testing.T) {
 	if _, _, err := a.ImportNodes([]store.Node{{MAC: later, Network: "prod"}}); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("import with etcd gone: %v, want ErrUnavailable", err)
 	}
-	// A 3-member cluster with one member killed still takes writes (through B).
+	// A 3-member cluster with one member killed still takes writes: through B (the two
+	// members left), and through a client of all three, which fails over from the dead one.
 	if _, err := b.CreateNode(store.Node{MAC: later, Network: "test"}); err != nil {
 		t.Fatalf("write to the 2 members left: %v", err)
+	}
+	if _, err := all.CreateNode(store.Node{MAC: "52:54:00:00:00:0e", Network: "test"}); err != nil {
+		t.Fatalf("write through a client of all 3 members, one killed: %v", err)
 	}
 	if _, err := a.GetNode(later); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("A saw a record while cut off: %v", err)
@@ -327,4 +336,70 @@ func TestOpenRefusesBadConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSpoofedMACFlood: MACs without a record beyond MaxDiscovered, from two appliances, are
+// dropped in memory or evicted from etcd: what etcd holds stays bounded, the real node's
+// activity is kept, and the drops are counted.
+func TestSpoofedMACFlood(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	p := newPrefix()
+	reg := prometheus.NewRegistry()
+	opts := store.Options{MaxDiscovered: 50, MaxDiscoveredEvents: 2, Registerer: reg}
+	a := open(t, c.Endpoints(), "a", p, opts)
+	defer a.Close()
+	opts.Registerer = nil
+	b := open(t, c.Endpoints(), "b", p, opts)
+	defer b.Close()
+	const real = "52:54:00:00:00:0f"
+	if _, err := a.CreateNode(store.Node{MAC: real, Network: "prod"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the record in b's copy", func() error { _, err := b.GetNode(real); return err })
+	for round := range 4 {
+		for i := range 200 {
+			for _, s := range []*etcdstore.DB{a, b} {
+				mac := fmt.Sprintf("02:%02x:00:00:%02x:%02x", round, i/256, i%256)
+				if err := s.MarkSeen(mac, "x86_64", "10.0.0.1"); err != nil {
+					t.Fatal(err)
+				}
+				for range 5 {
+					if err := s.AppendEvent(mac, store.Event{Stage: "offer_binary"}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		for _, s := range []*etcdstore.DB{a, b} {
+			if err := s.MarkSeen(real, "", ""); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	seen, err := a.ListSeen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) > 51 {
+		t.Fatalf("%d MACs seen after the flood, want at most 50 discovered + the record's", len(seen))
+	}
+	sn, err := a.GetSeen(real)
+	if err != nil || sn.Count != 8 {
+		t.Fatalf("the record's MAC after the flood: %+v, %v; want all 8 marks kept", sn, err)
+	}
+	cli := c.Client(t)
+	resp, err := cli.Get(context.Background(), p+"events/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Count > 50*2 {
+		t.Fatalf("%d events in etcd after the flood, want at most 50 MACs × 2", resp.Count)
+	}
+	if got := testutil.ToFloat64(prometheusCounter(t, reg, "bootstrapd_store_activity_dropped_total")); got == 0 {
+		t.Fatalf("bootstrapd_store_activity_dropped_total = 0 after 800 new MACs with max_discovered 50")
+	}
+	t.Logf("after 1,600 spoofed MACs through two appliances: %d seen MACs, %d events in etcd", len(seen), resp.Count)
 }
