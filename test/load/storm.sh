@@ -16,6 +16,8 @@
 set -eu
 cd "$(dirname "$0")/../.."
 n=${1:-1000}
+case "$n" in '' | *[!0-9]*) echo "storm.sh: N must be a number (at most 16384)" >&2; exit 1 ;; esac
+if [ "$n" -lt 1 ] || [ "$n" -gt 16384 ]; then echo "storm.sh: N must be 1 to 16384" >&2; exit 1; fi
 targets=${TARGETS:-bootstrapd standin}
 [ "$(id -u)" = 0 ] || { echo "storm.sh: network namespaces need root" >&2; exit 1; }
 [ -s var/ipxe/ipxe-amd64.efi ] || { echo "storm.sh: no var/ipxe/ipxe-amd64.efi (make ipxe)" >&2; exit 1; }
@@ -66,11 +68,21 @@ ip -n "${ns}srv" route add "$p.128.0/17" via "$p.0.3"
 ip -n "${ns}lan" route add "$p.128.0/17" via "$p.0.3"
 ip -n "${ns}cli" route add 255.255.255.255/32 dev cli0
 
-# The lease server keeps its leases in memory (--leasefile-ro): rewriting the lease file for
-# each of thousands of new leases would make it the storm's bottleneck.
+# The lease server gives every node a fixed address (dhcp-host), as a farm's DHCP server
+# often does, and keeps its leases in memory (--leasefile-ro). With a dynamic range, dnsmasq
+# offers the same free address to the many nodes that ask at the same moment and NAKs all but
+# one, over and over; rewriting the lease file per lease would be the storm's bottleneck too.
+# Nodes of the bootstrapd run (02:b5:01:…) get 10.P.128.0 up, the stand-in's (02:b5:02:…)
+# 10.P.192.0 up.
+awk -v n="$n" -v p="$p" 'BEGIN {
+	for (t = 1; t <= 2; t++)
+		for (i = 0; i < n; i++)
+			printf "02:b5:%02x:%02x:%02x:%02x,%s.%d.%d\n", t, int(i / 65536), int(i / 256) % 256, i % 256,
+				p, 64 + 64 * t + int(i / 256), i % 256
+}' >"$work/hosts"
 ip netns exec "${ns}lan" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --port=0 \
 	--user=root --interface=br0 --bind-interfaces --dhcp-authoritative --no-ping \
-	--dhcp-range="$p.128.1,$p.255.254,255.255.0.0,1h" --dhcp-lease-max=65536 \
+	--dhcp-range="$p.128.0,static,255.255.0.0,1h" --dhcp-hostsfile="$work/hosts" --dhcp-lease-max=65536 \
 	--leasefile-ro --log-facility="$work/leases.log" --pid-file="$work/leases.pid" &
 
 go build -trimpath -tags nomsgpack -o "$work/bootstrapd" ./cmd/bootstrapd

@@ -448,7 +448,7 @@ func (d *dhcpClient) request(ctx context.Context, ch chan *dhcpv4.DHCPv4, req *d
 					return m, nil
 				case dhcpv4.MessageTypeNak:
 					timer.Stop()
-					return nil, errors.New("NAK")
+					return nil, fmt.Errorf("NAK for %s: %q", req.RequestedIPAddress(), m.Message())
 				}
 			case <-timer.C:
 				break collect
