@@ -35,6 +35,9 @@ func (s *DB) AppendEvent(mac string, ev Event) error {
 	// Cloned, as in MarkSeen: a cut string still shares the caller's whole buffer.
 	ev.Stage = strings.Clone(truncate(ev.Stage, MaxStageLen))
 	ev.Detail = strings.Clone(truncate(ev.Detail, MaxDetailLen))
+	if ev.Appliance != "" {
+		ev.Appliance = strings.Clone(truncate(ev.Appliance, MaxStageLen))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.entryLocked(m)

@@ -448,7 +448,7 @@ func testDeleteRemovesActivity(t *testing.T, open Opener) {
 func testFieldBounds(t *testing.T, open Opener) {
 	s := openWith(t, open, NewClock(epoch), store.Options{})
 	long := string(make([]byte, 1000))
-	if err := s.AppendEvent(mac1, store.Event{Stage: "a\x1b[2Jb" + long, Detail: long + long}); err != nil {
+	if err := s.AppendEvent(mac1, store.Event{Stage: "a\x1b[2Jb" + long, Detail: long + long, Appliance: long}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.MarkSeen(mac1, long, "10.0.0.1\n"); err != nil {
@@ -458,7 +458,7 @@ func testFieldBounds(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	ev := events(t)(s.Events(mac1))[0]
-	if len(ev.Stage) > store.MaxStageLen || len(ev.Detail) > store.MaxDetailLen || ev.Stage[1] == 0x1b {
+	if len(ev.Stage) > store.MaxStageLen || len(ev.Detail) > store.MaxDetailLen || len(ev.Appliance) > store.MaxStageLen || ev.Stage[1] == 0x1b {
 		t.Fatalf("stored event stage %q (%d B), detail %d B: want cut and no control character", ev.Stage, len(ev.Stage), len(ev.Detail))
 	}
 	if sn := seen(t)(s.GetSeen(mac1)); sn.Arch != "" || sn.IP != "" {
