@@ -23,7 +23,7 @@ FUZZ := ./store:FuzzParseMAC ./ipxe:FuzzRender ./ipxe:FuzzValidateKernel \
         ./store/kernels:FuzzCheckHeader ./ipxe/ipxelog:FuzzParse \
         ./cmd/bootstrapd/internal/migrate:FuzzParseRows
 
-.PHONY: all build run deps ipxe syslinux arm64-kernel embed fetch-check test lint unit fuzz soak e2e storm storm-check media-boot web deb service-check deb-test deb-nspawn clean
+.PHONY: all build run deps ipxe syslinux arm64-kernel embed fetch-check test lint unit fuzz soak e2e storm storm-check media-boot web web-scale deb service-check deb-test deb-nspawn clean
 
 all: build
 
@@ -133,6 +133,11 @@ media-boot: embed arm64-kernel
 # The operator page in headless Chromium (Debian chromium; playwright-core from test/web).
 web: ipxe
 	BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) test/web/run.sh
+
+# The page's figures at farm scale (10,000 records + 10,000 discovered MACs) for
+# docs/PERFORMANCE.md; a measurement, not part of `make test`.
+web-scale: ipxe
+	BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) test/web/run.sh scale.mjs
 
 DEB_ARCHES ?= amd64 arm64
 

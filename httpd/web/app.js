@@ -676,6 +676,7 @@
     // Remove first, then move only what is out of place: a row that stays is never taken out
     // of the document, so the focus and the scroll position stay where they were.
     for (const c of [...tbody.children]) if (!wanted.has(c)) c.remove();
+    tbody.dataset.url = v.url; // which request the rows answer (the scale figures wait on it)
     let ref = tbody.firstElementChild;
     for (const n of want) {
       if (n === ref) ref = ref.nextElementSibling;

@@ -3,6 +3,7 @@
 # (no browser download). Needs Go, Node.js >= 18, npm and /usr/bin/chromium (apt-get install
 # chromium), and the stock iPXE binaries (make ipxe, or BOOTSTRAPD_IPXE_DIR). The screenshot goes
 # to test/web/out/web.png; SCREENSHOT=docs/web.png test/web/run.sh refreshes the committed one.
+# `run.sh scale.mjs` measures the page at farm scale instead (make web-scale).
 # Exit status 0 only if every check passed.
 set -eu
 cd "$(dirname "$0")"
@@ -14,4 +15,4 @@ if [ -z "${BOOTSTRAPD_IPXE_DIR:-}" ]; then
 fi
 # playwright-core never downloads a browser; the variable makes that explicit.
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
-exec node test.mjs
+exec node "${1:-test.mjs}"
