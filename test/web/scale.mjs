@@ -121,6 +121,11 @@ async function main() {
       firsts.push(performance.now() - t0);
     }
     console.log(`  ${fmt(firsts)}`);
+    // Where the last round's time went: each API answer as the browser's resource timing saw it.
+    const timing = await page.evaluate(() => performance.getEntriesByType('resource')
+      .filter((e) => e.name.includes('/api/v1/'))
+      .map((e) => `${new URL(e.name).pathname} ${Math.round(e.startTime)}→${Math.round(e.responseEnd)} ms, ${e.transferSize} B`));
+    console.log(`  last round, from navigation start: ${timing.join('; ')}`);
     const rows = await page.$$eval('tr', (t) => t.length);
     check(rows < 150, `${rows} table rows in the page (not ${RECORDS + DISCOVERED})`);
     const height = await page.evaluate(() => document.documentElement.scrollHeight);
