@@ -87,7 +87,7 @@ lint:
 	shellcheck -s sh -x packaging/build-deb.sh packaging/fetch-ipxe.sh packaging/private-apt.sh packaging/ipxe-embed/build.sh \
 		packaging/fetch-syslinux.sh packaging/deps.sh packaging/run-config.sh test/packaging/fetch-syslinux-sha.sh \
 		packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm systemd/check.sh test/deb/test.sh test/deb/nspawn.sh .ci/run \
-		test/packaging/fetch-ipxe-sha.sh packaging/fetch-arm64-kernel.sh test/packaging/fetch-arm64-kernel-sha.sh test/load/http.sh test/load/dhcp.sh test/load/store.sh test/load/storm.sh test/fuzz/run.sh test/fuzz/selftest.sh test/reliability/soak.sh
+		test/packaging/fetch-ipxe-sha.sh packaging/fetch-arm64-kernel.sh test/packaging/fetch-arm64-kernel-sha.sh dhcpd/testdata/capture.sh test/load/http.sh test/load/dhcp.sh test/load/store.sh test/load/storm.sh test/fuzz/run.sh test/fuzz/selftest.sh test/reliability/soak.sh
 
 unit:
 	$(GO) test -race -count=1 ./...

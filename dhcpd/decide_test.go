@@ -227,6 +227,9 @@ func TestDecide(t *testing.T) {
 	ipxe4011 := fromCapture(t, "ovmf-4011.pcap", 4011, dhcpv4.MessageTypeRequest, 1)
 	ourOffer := ourReply(t, "ovmf.pcap", 67, 0)
 	httpBoot := withVendor(t, "httpboot.pcap", "HTTPClient")
+	aavmfDiscover := fromCapture(t, "aavmf.pcap", 67, dhcpv4.MessageTypeDiscover, 0)
+	aavmfRequest := fromCapture(t, "aavmf.pcap", 67, dhcpv4.MessageTypeRequest, 0)
+	ipxeArm64Discover := fromCapture(t, "aavmf.pcap", 67, dhcpv4.MessageTypeDiscover, 1)
 	provision := "http://10.99.0.2/provision/" + capMAC
 	lan := func(r role, d datagram) arrival { return capArrival(r, d) }
 	bcastIn := arrival{
@@ -269,6 +272,12 @@ func TestDecide(t *testing.T) {
 				s.To, s.Broadcast, s.Giaddr = netip.MustParseAddrPort("10.50.0.1:67").String(), false, "10.50.0.1"
 				return s
 			}()},
+		{name: "AAVMF UEFI arm64 PXE discover", in: aavmfDiscover.Data, at: lan(roleDHCP, aavmfDiscover),
+			want: offer(kindBinary, ipxe.FileEFIArm64)},
+		{name: "AAVMF request on port 67 belongs to the real DHCP server", in: aavmfRequest.Data,
+			at: lan(roleDHCP, aavmfRequest), want: summary{Drop: dropWrongType}},
+		{name: "2025 iPXE EFI arm64 gets its provisioning script", in: ipxeArm64Discover.Data,
+			at: lan(roleDHCP, ipxeArm64Discover), want: offer(kindIPXEScript, provision)},
 		{name: "OVMF UEFI HTTP Boot x64", in: httpBoot.Data, at: lan(roleDHCP, httpBoot),
 			want: offer(kindHTTPBoot, "http://10.99.0.2/boot/"+ipxe.FileEFIx64)},
 		{name: "our own offer is not a request", in: ourOffer.Data, at: bcastIn,
@@ -498,6 +507,8 @@ func TestDecideMatchesCapturedReplies(t *testing.T) {
 		{"seabios.pcap", roleDHCP, 67, dhcpv4.MessageTypeDiscover, 1, 67},
 		{"ovmf-no43.pcap", rolePXE, 4011, dhcpv4.MessageTypeRequest, 0, 4011},
 		{"httpboot.pcap", roleDHCP, 67, dhcpv4.MessageTypeDiscover, -1, 67},
+		{"aavmf.pcap", roleDHCP, 67, dhcpv4.MessageTypeDiscover, 0, 67},
+		{"aavmf.pcap", roleDHCP, 67, dhcpv4.MessageTypeDiscover, 1, 67},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s/%s#%d", tt.file, tt.typ, tt.nth), func(t *testing.T) {
@@ -511,13 +522,16 @@ func TestDecideMatchesCapturedReplies(t *testing.T) {
 			if d.Reply == nil {
 				t.Fatalf("no reply: %s %s", d.Drop, d.Detail)
 			}
-			// The captures predate the <mac>/ prefix of the boot file: every other byte of
-			// the reply must be what the firmware accepted.
+			// Most captures predate the <mac>/ prefix of the boot file (aavmf.pcap has it):
+			// every other byte of the reply must be what the firmware accepted.
 			wantMsg, err := dhcpv4.FromBytes(want.Data)
 			if err != nil {
 				t.Fatal(err)
 			}
-			file := withMAC(t, req.Data, summary{Kind: d.Kind, File: wantMsg.BootFileName}).File
+			file := wantMsg.BootFileName
+			if !strings.Contains(file, strings.ReplaceAll(wantMsg.ClientHWAddr.String(), ":", "-")+"/") {
+				file = withMAC(t, req.Data, summary{Kind: d.Kind, File: file}).File
+			}
 			wantMsg.BootFileName = file
 			wantMsg.UpdateOption(dhcpv4.OptBootFileName(file))
 			if got := d.Reply.ToBytes(); !bytes.Equal(got, wantMsg.ToBytes()) {
