@@ -481,7 +481,12 @@ func (p printer) node(n store.Node, evs []store.Event) error {
 	if len(evs) > 0 {
 		fmt.Fprintln(p.w, "events:")
 		for _, e := range evs {
-			fmt.Fprintf(p.w, "  %s  %-18s %s\n", e.Time.Format(time.RFC3339), term(e.Stage), term(e.Detail))
+			// With a shared store (etcd), the appliance that saw it.
+			by := ""
+			if e.Appliance != "" {
+				by = "  [" + term(e.Appliance) + "]"
+			}
+			fmt.Fprintf(p.w, "  %s  %-18s %s%s\n", e.Time.Format(time.RFC3339), term(e.Stage), term(e.Detail), by)
 		}
 	}
 	return nil

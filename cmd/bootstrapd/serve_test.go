@@ -348,7 +348,7 @@ func TestNodeListFilters(t *testing.T) {
 func TestPrinterEscapesNetworkValues(t *testing.T) {
 	hostile := "x\x1b[2J\tforged\trow\n"
 	ds := []httpd.Discovered{{Seen: store.Seen{MAC: "52:54:00:aa:00:02", Arch: hostile, IP: hostile}}}
-	evs := []store.Event{{Stage: hostile, Detail: hostile}}
+	evs := []store.Event{{Stage: hostile, Detail: hostile, Appliance: hostile}}
 	for name, print := range map[string]func(printer) error{
 		"discovered": func(p printer) error { return p.discovered(ds) },
 		"node show":  func(p printer) error { return p.node(store.Node{MAC: "52:54:00:aa:00:02", Args: hostile}, evs) },
