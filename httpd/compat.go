@@ -37,6 +37,7 @@ func (a *api) compatRoutes(e *gin.Engine) {
 	getHead(e, "/images", a.images)
 	getHead(e, "/images/", a.images)
 	getHead(e, "/images.json", a.imagesJSON)
+	a.expertRoutes(e)
 }
 
 // multipartField is the predecessor's form field name for the kernel file.

@@ -236,3 +236,65 @@ func TestImages(t *testing.T) {
 		t.Errorf(`http_requests_total{route="/images",code="200"} = %v, want 2`, got)
 	}
 }
+
+func TestExpertAndGenerate(t *testing.T) {
+	f := newFixture(t, nil)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	tests := map[string]struct {
+		path     string
+		code     int
+		location string // for 302
+		body     string // for errors
+	}{
+		"generate":          {"/generate", 302, "/#generator", ""},
+		"generate slash":    {"/generate/", 302, "/#generator", ""},
+		"expert bare":       {"/expert", 302, "/#generator", ""},
+		"expert kernel":     {"/expert?kernel=zos-v3.efi", 302, "/?gen_kernel=zos-v3.efi#generator", ""},
+		"expert everything": {"/expert/?network=test&farm=42&args=console%3DttyS0+root%3D%2Fdev%2Fram0&kernel=zos-v3.efi&format=snponly", 302,
+			"/?gen_args=console%3DttyS0+root%3D%2Fdev%2Fram0&gen_farm=42&gen_format=snponly&gen_kernel=zos-v3.efi&gen_network=test#generator", ""},
+		"unknown kernel":  {"/expert?kernel=nope.efi", 404, "", "kernel file not found: nope.efi"},
+		"escaping kernel": {"/expert?kernel=..%2F..%2Fetc%2Fpasswd", 400, "", "kernel:"},
+		"kernel outside":  {"/expert?kernel=net%2Fprod.efi", 404, "", "kernel file not found"},
+		"unknown network": {"/expert?network=mainnet", 404, "", "unknown network"},
+		"bad network":     {"/expert?network=%3Cscript%3E", 400, "", "network:"},
+		"bad farm":        {"/expert?farm=0", 400, "", "farm:"},
+		"unsafe args":     {"/expert?args=a%3Breboot", 400, "", "args:"},
+		"unknown format":  {"/expert?format=floppy", 400, "", `unknown format "floppy"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			for _, method := range []string{http.MethodGet, http.MethodHead} {
+				req, err := http.NewRequest(method, f.base+tc.path, nil)
+				must(t, err)
+				resp, err := noRedirect.Do(req)
+				must(t, err)
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != tc.code || resp.Header.Get("Location") != tc.location {
+					t.Fatalf("%s %s = %d Location %q, want %d %q (%s)", method, tc.path, resp.StatusCode, resp.Header.Get("Location"), tc.code, tc.location, body)
+				}
+				// Reasons are plain text: a name from the URL is never markup.
+				if ct := resp.Header.Get("Content-Type"); tc.code >= 400 && !strings.HasPrefix(ct, "text/plain") {
+					t.Fatalf("%s %s: Content-Type %q", method, tc.path, ct)
+				}
+				if method == http.MethodGet && !strings.Contains(string(body), tc.body) {
+					t.Fatalf("GET %s: body %q, want %q", tc.path, body, tc.body)
+				}
+			}
+		})
+	}
+	if got := testutil.ToFloat64(f.srv.metrics.requests.WithLabelValues("/expert", "302")); got != 4 {
+		t.Errorf(`http_requests_total{route="/expert",code="302"} = %v, want 4 (2 links, GET and HEAD)`, got)
+	}
+}
+
+// The generator's link for a kernel without extra arguments has an empty segment before it.
+func TestKernelAfterEmptyArgs(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, path := range []string{"/ipxe/test/42//zos-v3.efi", "/ipxe/test/42/%20/zos-v3.efi"} {
+		code, _, body := get(t, f.base+path)
+		if code != 200 || !strings.Contains(body, "set kernel "+f.base+"/kernel/zos-v3.efi\n") || !strings.Contains(body, "runmode=test farmer_id=42 ||") {
+			t.Fatalf("GET %s = %d\n%s", path, code, body)
+		}
+	}
+}

@@ -143,9 +143,12 @@
 
   // bootPath is <network>/<farm>[/<args>] for /ipxe/ and the media endpoints: "/" in the
   // arguments becomes "___" (a path segment cannot hold "/"), then the segment is URL-encoded.
-  function bootPath(network, farm, args) {
+  // A kernel (the /expert choice) is a fourth segment, after an arguments segment that may
+  // be empty.
+  function bootPath(network, farm, args, kernel) {
     let p = `/${encodeURIComponent(network)}/${farm}`;
-    if (args) p += `/${encodeURIComponent(args.replaceAll('/', '___'))}`;
+    if (args || kernel) p += `/${encodeURIComponent((args || '').replaceAll('/', '___'))}`;
+    if (kernel) p += `/${kernel.split('/').map(encodeURIComponent).join('/')}`;
     return p;
   }
 
@@ -227,6 +230,8 @@
       use: 'Copy it to a FAT partition as EFI/BOOT/BOOTX64.EFI, or start it from the UEFI shell.' },
     { ep: 'uefi', query: '?arch=arm64', name: 'EFI program (arm64)', file: (n) => `ipxe-${n}.efi`,
       use: 'The same for 64-bit ARM machines: EFI/BOOT/BOOTAA64.EFI.' },
+    { ep: 'snponly', name: 'EFI program, firmware NIC driver (x86-64)', file: (n) => `snponly-${n}.efi`,
+      use: 'For network cards iPXE\'s own drivers do not run: this iPXE (snponly.efi) uses the firmware\'s driver. Copy it like the EFI program.' },
     { ep: 'krn', name: 'iPXE kernel (.lkrn)', file: (n) => `ipxe-${n}.lkrn`,
       use: 'Boot it as a Linux kernel from GRUB, SYSLINUX or PXELINUX.' },
   ];
@@ -305,6 +310,7 @@
     }
 
     if (!net || farm.error || args.error) {
+      updateShareLink();
       table.hidden = true;
       $('tbody', table).replaceChildren();
       if (!net) status.textContent = state.networksError ? 'No network to choose from.' : 'Choose a network.';
@@ -312,13 +318,17 @@
       else status.textContent = 'Fix the extra arguments to see the links.';
       return;
     }
-    const p = bootPath(net.name, farm.farm, args.args);
+    const kernel = $('#gen-kernel').value;
+    const p = bootPath(net.name, farm.farm, args.args, kernel);
     const rows = MEDIA.map((m) => linkRow(m.name, `/${m.ep}${p}${m.query || ''}`, m.use,
       m.file ? m.file(net.name) : false));
+    markFormat(rows);
     $('tbody', table).replaceChildren(...rows);
     table.hidden = false;
     status.textContent = `Links for network ${net.name}, farm ${farm.farm}` +
-      (args.args ? `, extra arguments “${args.args}”.` : ', no extra arguments.');
+      (args.args ? `, extra arguments “${args.args}”` : ', no extra arguments') +
+      (kernel ? `, kernel ${kernel}.` : ', the network\'s default kernel.');
+    updateShareLink(net.name, farm.farm, args.args, kernel);
   }
 
   function networkOption(n) {
@@ -342,6 +352,7 @@
     const prev = sel.value;
     sel.replaceChildren(...state.networks.map(networkOption));
     if (networkByName(prev)) sel.value = prev;
+    else if (networkByName(gen.want.network)) sel.value = gen.want.network; // from /expert
     // Assign forms already open keep their choice.
     for (const s of document.querySelectorAll('select.assign-network')) {
       const v = s.value;
@@ -349,6 +360,64 @@
       if (networkByName(v)) s.value = v;
     }
     updateGenerator();
+  }
+
+  // ---- generator: a kernel file and a format, as the predecessor's /expert -----------------
+  // /expert?network=&farm=&args=&kernel=&format= checks its query and redirects here with
+  // gen_* parameters; the kernel list is the public /images.json.
+
+  gen.want = { network: '', kernel: '', format: '' };
+
+  function readGenParams() {
+    const p = new URLSearchParams(location.search);
+    gen.want.network = p.get('gen_network') || '';
+    gen.want.kernel = p.get('gen_kernel') || '';
+    gen.want.format = p.get('gen_format') || '';
+    if (p.get('gen_farm')) $('#gen-farm').value = p.get('gen_farm');
+    if (p.get('gen_args')) $('#gen-args').value = p.get('gen_args');
+    if (gen.want.kernel) $('#gen-kernel').append(el('option', { value: gen.want.kernel }, gen.want.kernel));
+    $('#gen-kernel').value = gen.want.kernel;
+  }
+
+  async function loadImages() {
+    const sel = $('#gen-kernel');
+    const chosen = sel.value;
+    try {
+      const list = await api('/images.json', { auth: false });
+      const imgs = Array.isArray(list && list.images) ? list.images.filter((k) => k && typeof k.name === 'string') : [];
+      sel.replaceChildren(el('option', { value: '' }, 'the network\'s default'),
+        ...imgs.map((k) => el('option', { value: k.name },
+          `${k.name} (${fmtSize(Number(k.size) || 0)}${parseTime(k.mtime) ? `, ${fmtTime(parseTime(k.mtime))}` : ''})`)));
+      if (chosen && !imgs.some((k) => k.name === chosen)) sel.append(el('option', { value: chosen }, `${chosen} (not listed)`));
+      sel.value = chosen;
+      showMsg($('#gen-kernel-msg'), '');
+    } catch (e) {
+      showMsg($('#gen-kernel-msg'), `Cannot load the kernel list: ${e.message}`);
+    }
+    updateGenerator();
+  }
+
+  // markFormat highlights the row of the format an /expert link named.
+  function markFormat(rows) {
+    if (!gen.want.format) return;
+    MEDIA.forEach((m, i) => {
+      if (m.ep === gen.want.format && !m.query) rows[i].classList.add('chosen');
+    });
+  }
+
+  function updateShareLink(network, farm, args, kernel) {
+    const a = $('#gen-share-link');
+    if (!network) {
+      $('#gen-share').hidden = true;
+      return;
+    }
+    const p = new URLSearchParams({ network, farm: String(farm) });
+    if (args) p.set('args', args);
+    if (kernel) p.set('kernel', kernel);
+    const path = `/expert?${p}`;
+    a.href = path;
+    a.textContent = location.origin + path;
+    $('#gen-share').hidden = false;
   }
 
   // ---- token --------------------------------------------------------------------------------
@@ -1041,6 +1110,9 @@
     farmIn.addEventListener('input', updateGenerator);
     farmIn.addEventListener('blur', () => { gen.farmTouched = true; updateGenerator(); });
     $('#gen-args').addEventListener('input', updateGenerator);
+    $('#gen-kernel').addEventListener('change', updateGenerator);
+    readGenParams();
+    loadImages();
     $('#gen-form').addEventListener('submit', (e) => { e.preventDefault(); gen.farmTouched = true; updateGenerator(); });
 
     $('#token-form').addEventListener('submit', (e) => {

@@ -264,7 +264,7 @@ async function main() {
     const want = [
       '/ipxe/test/42/console%3DttyS0', '/iso/test/42/console%3DttyS0', '/usb/test/42/console%3DttyS0',
       '/uefimg/test/42/console%3DttyS0', '/uefi/test/42/console%3DttyS0', '/uefi/test/42/console%3DttyS0?arch=arm64',
-      '/krn/test/42/console%3DttyS0',
+      '/snponly/test/42/console%3DttyS0', '/krn/test/42/console%3DttyS0',
     ];
     ok(JSON.stringify(hrefs) === JSON.stringify(want), `every medium's link: ${JSON.stringify(hrefs)}`);
     const statics = await page.$$eval('#static-links a', (as) => as.map((a) => a.getAttribute('href')));
@@ -306,6 +306,39 @@ async function main() {
     ok(/positive integer/.test(await page.textContent('#gen-farm-error')), 'farm "0" is refused');
     await page.fill('#gen-farm', '42');
     ok(await page.isHidden('#gen-farm-error'), 'farm "42" clears the error');
+
+    section('expert: a kernel file and a format (/expert, /generate)');
+    await page.goto(`${base}/expert?network=test&farm=7&args=console%3DttyS0&kernel=zos-test.efi&format=snponly`);
+    await page.waitForSelector('#gen-kernel option[value="zos-test.efi"]', { state: 'attached' });
+    await page.waitForSelector('#gen-links:not([hidden])');
+    ok((await page.inputValue('#gen-farm')) === '7' && (await page.inputValue('#gen-kernel')) === 'zos-test.efi',
+      '/expert fills the generator: farm 7, kernel zos-test.efi');
+    const expertHrefs = await page.$$eval('#gen-links a', (as) => as.map((a) => a.getAttribute('href')));
+    ok(expertHrefs.includes('/snponly/test/7/console%3DttyS0/zos-test.efi') && expertHrefs.includes('/ipxe/test/7/console%3DttyS0/zos-test.efi'),
+      `every link names the kernel: ${JSON.stringify(expertHrefs)}`);
+    ok((await page.getAttribute('#gen-links tr.chosen a', 'href')) === '/snponly/test/7/console%3DttyS0/zos-test.efi',
+      'the format the link named is marked');
+    const expertScript = await (await fetch(`${base}/ipxe/test/7/console%3DttyS0/zos-test.efi`)).text();
+    ok(expertScript.includes('/kernel/zos-test.efi\n') && expertScript.includes('farmer_id=7 console=ttyS0 ||'),
+      'that script boots zos-test.efi with the operator\'s arguments last');
+    await page.fill('#gen-args', '');
+    await page.waitForSelector('#gen-links a[href="/ipxe/test/7//zos-test.efi"]', { state: 'attached' });
+    ok((await (await fetch(`${base}/ipxe/test/7//zos-test.efi`)).text()).includes('/kernel/zos-test.efi\n'),
+      'no arguments: an empty segment before the kernel, served');
+    ok((await page.getAttribute('#gen-share-link', 'href')) === '/expert?network=test&farm=7&kernel=zos-test.efi',
+      'the share link names the kernel');
+    await page.selectOption('#gen-kernel', '');
+    await page.waitForSelector('#gen-links a[href="/ipxe/test/7"]', { state: 'attached' });
+    ok(true, 'the network\'s default again: no kernel segment');
+    const bad = await fetch(`${base}/expert?kernel=nope.efi`, { redirect: 'manual' });
+    ok(bad.status === 404 && (await bad.text()).includes('nope.efi'), '/expert with a missing kernel: 404 naming it');
+    const gen = await fetch(`${base}/generate`, { redirect: 'manual' });
+    ok(gen.status === 302 && gen.headers.get('location') === '/#generator', '/generate leads to the generator');
+    await page.goto(`${base}/`);
+    await page.waitForSelector('#gen-network option[value="test"]', { state: 'attached' });
+    await page.selectOption('#gen-network', 'test');
+    await page.fill('#gen-farm', '42');
+    await page.fill('#gen-args', 'console=ttyS0');
 
     section('media downloads');
     // Every link the generator shows must be served. The media endpoints (issue 5) may not be
