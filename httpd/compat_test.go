@@ -246,10 +246,10 @@ func TestExpertAndGenerate(t *testing.T) {
 		location string // for 302
 		body     string // for errors
 	}{
-		"generate":          {"/generate", 302, "/#generator", ""},
-		"generate slash":    {"/generate/", 302, "/#generator", ""},
-		"expert bare":       {"/expert", 302, "/#generator", ""},
-		"expert kernel":     {"/expert?kernel=zos-v3.efi", 302, "/?gen_kernel=zos-v3.efi#generator", ""},
+		"generate":       {"/generate", 302, "/#generator", ""},
+		"generate slash": {"/generate/", 302, "/#generator", ""},
+		"expert bare":    {"/expert", 302, "/#generator", ""},
+		"expert kernel":  {"/expert?kernel=zos-v3.efi", 302, "/?gen_kernel=zos-v3.efi#generator", ""},
 		"expert everything": {"/expert/?network=test&farm=42&args=console%3DttyS0+root%3D%2Fdev%2Fram0&kernel=zos-v3.efi&format=snponly", 302,
 			"/?gen_args=console%3DttyS0+root%3D%2Fdev%2Fram0&gen_farm=42&gen_format=snponly&gen_kernel=zos-v3.efi&gen_network=test#generator", ""},
 		"unknown kernel":  {"/expert?kernel=nope.efi", 404, "", "kernel file not found: nope.efi"},
