@@ -203,6 +203,7 @@ func (a *api) apiCreateNode(c *gin.Context) {
 		a.apiFail(c, err)
 		return
 	}
+	a.views.changed()
 	a.log.Info("node created", "mac", n.MAC, "network", n.Network, "farm", n.Farm)
 	c.JSON(http.StatusCreated, n)
 }
@@ -221,6 +222,7 @@ func (a *api) apiUpdateNode(c *gin.Context) {
 		a.apiFail(c, err)
 		return
 	}
+	a.views.changed()
 	a.log.Info("node updated", "mac", n.MAC, "network", n.Network, "farm", n.Farm)
 	c.JSON(http.StatusOK, n)
 }
@@ -248,6 +250,7 @@ func (a *api) apiDeleteNode(c *gin.Context) {
 		a.apiFail(c, err)
 		return
 	}
+	a.views.changed()
 	a.log.Info("node deleted", "mac", c.Param("mac"))
 	c.Status(http.StatusNoContent)
 }
@@ -259,6 +262,7 @@ func (a *api) apiForget(c *gin.Context) {
 		a.apiFail(c, err)
 		return
 	}
+	a.views.changed()
 	a.log.Info("discovered MAC forgotten", "mac", c.Param("mac"))
 	c.Status(http.StatusNoContent)
 }
@@ -296,6 +300,7 @@ func (a *api) apiImport(c *gin.Context) {
 		a.apiFail(c, err)
 		return
 	}
+	a.views.changed()
 	a.log.Info("nodes imported", "created", created, "updated", updated)
 	c.JSON(http.StatusOK, ImportResult{Created: created, Updated: updated})
 }

@@ -129,7 +129,7 @@ func (a *api) apiFleet(c *gin.Context) {
 		a.apiFail(c, fmt.Errorf("%w: /api/v1/fleet takes no parameters", errBadInput))
 		return
 	}
-	s, err := a.views.get(time.Now())
+	s, err := a.views.get(time.Now(), false)
 	if err != nil {
 		a.apiFail(c, err)
 		return

@@ -67,9 +67,9 @@ var listParams = []string{"q", "state", "sort", "order", "limit", "cursor"}
 
 // listQuery is a validated list request.
 type listQuery struct {
-	paged bool     // a parameter was given: answer a listPage
+	paged bool         // a parameter was given: answer a listPage
 	terms []searchTerm // q split on spaces; every term must match
-	state string   // "" or one of listStates
+	state string       // "" or one of listStates
 	sort  string
 	desc  bool
 	limit int
@@ -211,20 +211,42 @@ type snapshot struct {
 // views caches the snapshot: it is rebuilt only when the store's revision moved (or it is
 // older than snapshotMaxAge), so a refresh of a farm where nothing happened costs a filter
 // over memory, not a read of every record and timeline.
+//
+// On a farm where nodes boot all the time the revision moves every second, and a build
+// reads every timeline (BenchmarkListBuild). Paged requests (the page's) therefore accept a
+// view up to lag old whatever the revision: one build per lag serves every operator's
+// refreshes and searches, and boot activity shows at most lag late. Admin writes (a record
+// added, changed, deleted, imported, a MAC forgotten) mark the view stale at once, so an
+// operator sees their own change on the next request; requests without parameters (the old
+// shape, scripts, the CLI without filters) always see the current revision.
 type views struct {
 	nodes Nodes
+	lag   time.Duration
 	// mu is held while a snapshot is built, so a burst of requests builds it once.
-	mu   sync.Mutex
-	snap *snapshot
+	mu    sync.Mutex
+	snap  *snapshot
+	stale bool // an admin write happened since snap was built
 	// observe receives each build's duration (bootstrapd_admin_list_build_seconds).
 	observe func(time.Duration)
 }
 
-func (v *views) get(now time.Time) (*snapshot, error) {
+// listLag is views.lag of the server.
+const listLag = 10 * time.Second
+
+// changed marks the view stale after an admin write.
+func (v *views) changed() {
+	v.mu.Lock()
+	v.stale = true
+	v.mu.Unlock()
+}
+
+// get returns the view for a request at now; exact: it must reflect the current revision.
+func (v *views) get(now time.Time, exact bool) (*snapshot, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	rev := v.nodes.Revision()
-	if s := v.snap; s != nil && s.rev == rev && now.Sub(s.built) < snapshotMaxAge && !now.Before(s.built) {
+	if s := v.snap; s != nil && !v.stale && !now.Before(s.built) && now.Sub(s.built) < snapshotMaxAge &&
+		(s.rev == rev || (!exact && now.Sub(s.built) < v.lag)) {
 		return s, nil
 	}
 	start := time.Now()
@@ -235,7 +257,7 @@ func (v *views) get(now time.Time) (*snapshot, error) {
 	if v.observe != nil {
 		v.observe(time.Since(start))
 	}
-	v.snap = s
+	v.snap, v.stale = s, false
 	return s, nil
 }
 
@@ -566,7 +588,7 @@ func (a *api) list(c *gin.Context, defSort string, defDesc bool, include func(*e
 		return
 	}
 	now := time.Now()
-	s, err := a.views.get(now)
+	s, err := a.views.get(now, !q.paged)
 	if err != nil {
 		a.apiFail(c, err)
 		return

@@ -205,6 +205,8 @@ func TestListOldShapeAndETag(t *testing.T) {
 		t.Fatalf("old discovered shape: %s", body)
 	}
 
+	// Boot activity shows in paged lists at most views.lag late; this test wants it at once.
+	f.srv.views.lag = 0
 	const path = "/api/v1/discovered?limit=2&state=unknown"
 	code, hdr, _ := get(t, f.base+path, auth...)
 	etag := hdr.Get("ETag")
@@ -303,4 +305,33 @@ func FuzzListQuery(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestListLag: paged lists may show boot activity up to views.lag late (one build serves
+// every operator), never an admin write; the old shape is always current.
+func TestListLag(t *testing.T) {
+	f := listFarm(t)
+	f.srv.views.lag = time.Hour
+	const path = "/api/v1/discovered?state=unknown&sort=mac"
+	if _, p, _ := getPage(t, f, path); p.macs() != "05 06" {
+		t.Fatalf("before: %q", p.macs())
+	}
+	must(t, f.db.MarkSeen("52:54:00:00:00:07", "", ""))
+	if _, p, _ := getPage(t, f, path); p.macs() != "05 06" {
+		t.Fatalf("boot activity within the lag: %q, want the view of before", p.macs())
+	}
+	var old []Discovered
+	_, _, body := get(t, f.base+"/api/v1/discovered", "Authorization", "Bearer 0123456789abcdef0123")
+	must(t, json.Unmarshal([]byte(body), &old))
+	if len(old) != 6 {
+		t.Fatalf("the old shape is current: %d entries, want 6", len(old))
+	}
+	// An admin write: the MAC :06 gets a record; the next page shows it, and :07 with it.
+	code, body := do(t, unixClient(f.socket), http.MethodPost, "http://admin/api/v1/nodes", `{"mac":"52:54:00:00:00:06","network":"test","farm":9}`)
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if _, p, _ := getPage(t, f, path); p.macs() != "05 07" {
+		t.Fatalf("after an admin write: %q, want 05 07", p.macs())
+	}
 }

@@ -111,6 +111,7 @@ type Server struct {
 	metrics *metrics
 	live    *live
 	scripts *scriptCache // rendered boot scripts (scriptcache.go)
+	views   *views       // the joined view behind the admin lists (list.go)
 	engine  *gin.Engine
 	tcp     net.Listener
 	limiter *connLimiter
@@ -288,10 +289,11 @@ func (s *Server) routes() (*gin.Engine, error) {
 	getHead(e, "/boot/*path", s.handleBinary)
 	getHead(e, "/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
 	getHead(e, "/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	s.views = &views{nodes: s.cfg.Nodes, lag: listLag, observe: func(d time.Duration) { s.metrics.listBuild.Observe(d.Seconds()) }}
 	a := &api{
 		live: s.live, nodes: s.cfg.Nodes, kernels: clearingKernels{s.cfg.Kernels, s.scripts.clear}, log: s.log, token: s.cfg.AdminToken,
 		maxBody: s.cfg.MaxBody, stuckAfter: s.cfg.StuckAfter, unauthorized: s.metrics.unauthorized,
-		views: &views{nodes: s.cfg.Nodes, observe: func(d time.Duration) { s.metrics.listBuild.Observe(d.Seconds()) }},
+		views: s.views,
 	}
 	// Public: the page's generator needs the networks before anyone has entered a token.
 	getHead(e, "/api/v1/networks", a.publicNetworks)

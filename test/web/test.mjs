@@ -589,8 +589,16 @@ async function main() {
     await page.$eval(targetDetail, (e) => e.scrollIntoView({ block: 'center' }));
     const before = await page.evaluate((sel) => ({ top: document.querySelector(sel).getBoundingClientRect().top, y: scrollY }), targetDetail);
     // A node the page has not seen asks for a script: it is the newest, so it comes first.
+    // Boot activity reaches the page's lists up to 10 s late (one view serves every
+    // operator); an admin write shows at once, so another row on the page gets a record.
     const NEWCOMER = '52:54:00:c1:00:01';
     await fetch(`${base}/provision/${NEWCOMER}`).then((x) => x.text());
+    const other = (await page.$$eval('#discovered tr.main', (trs) => trs.filter((tr) => tr.querySelector('button.assign-open'))
+      .map((tr) => tr.dataset.mac)))[3];
+    await page.evaluate((m) => { document.querySelector(`#discovered tr.main[data-mac="${m}"]`).__mark = 'kept'; }, other);
+    const rec3 = await apiJSON('/api/v1/nodes', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ mac: other, network: 'test', farm: 77 }) });
+    ok(rec3.status === 201, `API: ${other} gets a record (farm 77) → ${rec3.status}`);
     await page.focus(`${targetDetail} input[name="farm"]`);
     await page.evaluate(() => document.querySelector('#refresh').click());
     await page.waitForSelector(`#discovered tr.main[data-mac="${NEWCOMER}"]`);
@@ -602,6 +610,12 @@ async function main() {
       top: document.querySelector(sel).getBoundingClientRect().top,
     }), targetDetail);
     ok(after.same, 'the open row was updated in place, not rebuilt');
+    const otherRow = await page.evaluate((m) => {
+      const tr = document.querySelector(`#discovered tr.main[data-mac="${m}"]`);
+      return { same: tr.__mark === 'kept', text: tr.textContent, known: !!tr.querySelector('.badge.known') && !tr.querySelector('.badge.unknown') };
+    }, other);
+    ok(otherRow.same && otherRow.known && otherRow.text.includes('test / 77') && !otherRow.text.includes('Assign'),
+      `${other}'s row now says known, test / 77, in the same row element`);
     ok(after.farm === '12' && after.focused, 'the half-typed assign form keeps its value and the focus');
     ok(Math.abs(after.top - before.top) <= 2, `the open row stays where the operator was looking (${before.top} → ${after.top} px)`);
 
