@@ -46,6 +46,8 @@ func TestLANBoot(t *testing.T) {
 		// kernelConsole: the serial console of the node's kernel (ttyS0 when empty), put in
 		// the record's args.
 		kernelConsole string
+		// efiBinary: the record's efi_binary (node add --efi-binary); empty: not given.
+		efiBinary string
 	}{
 		{
 			name:     "uefi-pxe",
@@ -63,6 +65,29 @@ func TestLANBoot(t *testing.T) {
 			stages: []stageWant{
 				{"offer_binary", "ipxe-amd64.efi"},
 				{"tftp_sent", "ipxe-amd64.efi"},
+				{"offer_script", "/provision/"},
+				{"script_served", "node"},
+				{"kernel_requested", "net/test.efi"},
+				{"kernel_sent", "net/test.efi"},
+			},
+		},
+		{
+			// The record asks for snponly.efi (a NIC iPXE's drivers do not run): OVMF
+			// loads it over PXE, and it drives the NIC through OVMF's own driver.
+			name:      "uefi-pxe-snponly",
+			fw:        ovmf,
+			register:  true,
+			efiBinary: "snponly",
+			console: []string{
+				`Start PXE over IPv4`,
+				`NBP filename is {machyp}/snponly\.efi`,
+				`Filename: http://\S+/provision/{mac}`,
+				`Zero-OS Kernel Boot Loader`,
+				`Kernel\.+: http://\S+/kernel/net/test\.efi\s`,
+			},
+			stages: []stageWant{
+				{"offer_binary", "snponly.efi"},
+				{"tftp_sent", "snponly.efi"},
 				{"offer_script", "/provision/"},
 				{"script_served", "node"},
 				{"kernel_requested", "net/test.efi"},
@@ -173,7 +198,11 @@ func TestLANBoot(t *testing.T) {
 			kcon := cmp.Or(tc.kernelConsole, "ttyS0")
 			add := func() {
 				t.Helper()
-				out, err := l.node("add", "--mac", mac, "--network", "test", "--farm", "42", "--args", "console="+kcon+" e2e="+token)
+				args := []string{"add", "--mac", mac, "--network", "test", "--farm", "42", "--args", "console=" + kcon + " e2e=" + token}
+				if tc.efiBinary != "" {
+					args = append(args, "--efi-binary", tc.efiBinary)
+				}
+				out, err := l.node(args...)
 				if err != nil {
 					t.Fatal(err)
 				}
