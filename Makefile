@@ -23,7 +23,7 @@ FUZZ := ./store:FuzzParseMAC ./ipxe:FuzzRender ./ipxe:FuzzValidateKernel \
         ./store/kernels:FuzzCheckHeader ./ipxe/ipxelog:FuzzParse \
         ./cmd/bootstrapd/internal/migrate:FuzzParseRows
 
-.PHONY: all build run deps ipxe syslinux arm64-kernel embed fetch-check test lint unit fuzz soak e2e storm storm-check media-boot web web-scale deb service-check deb-test deb-nspawn clean
+.PHONY: all build run deps ipxe syslinux arm64-kernel embed ipxe-trust trust-boot fetch-check test lint unit fuzz soak e2e storm storm-check media-boot web web-scale deb service-check deb-test deb-nspawn clean
 
 all: build
 
@@ -57,6 +57,24 @@ fetch-check:
 embed: ipxe
 	packaging/ipxe-embed/build.sh $(IPXE_DIR) var/ipxe-embed
 
+# iPXE trusting the ISRG roots (Let's Encrypt) and iPXE's root CA without ca.ipxe.org, for
+# media of an https:// public_url (packaging/ipxe-trust). Minutes of compiling per platform,
+# cached by the hash of its inputs; not part of run (media fall back to the stock binaries).
+# IPXE_SRC: the pinned source tarball or a checkout; unset: cloned from upstream.
+IPXE_SRC ?=
+ipxe-trust: ipxe
+	IPXE_SRC="$(IPXE_SRC)" IPXE_COMPARE=$(IPXE_DIR) packaging/ipxe-trust/build.sh var/ipxe-trust
+
+# The HTTPS proof: a test build (x86-64 EFI only) that also trusts the fixed test CA of
+# packaging/ipxe-trust/testdata, and an ISO booted by OVMF that fetches its kernel over HTTPS
+# from the daemon's TLS listener, with qemu's network restricted to that one connection.
+# Root (the iPXE syslog port, 514). Not part of make test: the compile alone takes minutes.
+trust-boot: ipxe
+	IPXE_SRC="$(IPXE_SRC)" IPXE_TARGETS=amd64 IPXE_TRUST_EXTRA=$(CURDIR)/packaging/ipxe-trust/testdata/ca.pem \
+		packaging/ipxe-trust/build.sh var/ipxe-trust-test
+	BOOTSTRAPD_TRUST_QEMU=1 BOOTSTRAPD_IPXE_DIR=$(CURDIR)/$(IPXE_DIR) BOOTSTRAPD_IPXE_TRUST_TEST=$(CURDIR)/var/ipxe-trust-test \
+		$(GO) test -v -count=1 -timeout 20m -run TestTrustedHTTPSBoot ./cmd/bootstrapd/
+
 # Start the appliance with the embedded defaults (appliance.yaml spells them out). As an
 # ordinary user, ProxyDHCP (67) and TFTP (69) are refused with one warning; HTTP serves on :8080.
 # No root and no Debian package needed: the syslinux files come from $(SYSLINUX_DIR) through
@@ -84,7 +102,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
-	shellcheck -s sh -x packaging/build-deb.sh packaging/fetch-ipxe.sh packaging/private-apt.sh packaging/ipxe-embed/build.sh \
+	shellcheck -s sh -x packaging/build-deb.sh packaging/fetch-ipxe.sh packaging/private-apt.sh packaging/ipxe-embed/build.sh packaging/ipxe-trust/build.sh packaging/ipxe-trust/compare.sh \
 		packaging/fetch-syslinux.sh packaging/deps.sh packaging/run-config.sh test/packaging/fetch-syslinux-sha.sh \
 		packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm systemd/check.sh test/deb/test.sh test/deb/nspawn.sh .ci/run \
 		test/packaging/fetch-ipxe-sha.sh packaging/fetch-arm64-kernel.sh test/packaging/fetch-arm64-kernel-sha.sh dhcpd/testdata/capture.sh test/load/http.sh test/load/dhcp.sh test/load/store.sh test/load/storm.sh test/fuzz/run.sh test/fuzz/selftest.sh test/reliability/soak.sh

@@ -56,6 +56,7 @@ type Config struct {
 		Kernels      string `yaml:"kernels"`
 		IPXE         string `yaml:"ipxe"`
 		IPXEEmbed    string `yaml:"ipxe_embed"`
+		IPXETrust    string `yaml:"ipxe_trust"`
 		Isolinux     string `yaml:"isolinux"`
 		SyslinuxBIOS string `yaml:"syslinux_bios"`
 	} `yaml:"paths"`
@@ -134,6 +135,7 @@ func defaultConfig() Config {
 	c.Paths.Kernels = "./var/kernels"
 	c.Paths.IPXE = "./var/ipxe"
 	c.Paths.IPXEEmbed = "./var/ipxe-embed"
+	c.Paths.IPXETrust = "./var/ipxe-trust"
 	c.Paths.Isolinux = media.DefaultIsolinuxDir
 	c.Paths.SyslinuxBIOS = media.DefaultSyslinuxBIOS
 	c.Media.CacheBytes = media.DefaultCacheBytes

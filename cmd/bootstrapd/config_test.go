@@ -143,6 +143,7 @@ func TestPackagedConfigDiffersOnlyInPaths(t *testing.T) {
 	want.Paths.Kernels = "/var/lib/bootstrapd/kernels"
 	want.Paths.IPXE = "/usr/lib/ipxe"
 	want.Paths.IPXEEmbed = "/usr/lib/bootstrapd/ipxe-embed"
+	want.Paths.IPXETrust = "/usr/lib/bootstrapd/ipxe-trust"
 	want.Admin.Socket = "/run/bootstrapd/admin.sock"
 	want.Admin.TokenFile = "/etc/bootstrapd/admin.token"
 	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {

@@ -101,6 +101,8 @@ func cmdMedia(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	// The medium's base URL decides which iPXE it carries (trustDir).
+	cfg.HTTP.PublicURL = base
 	builder, err := newMediaBuilder(cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -288,6 +289,7 @@ func newMediaBuilder(cfg Config, log *slog.Logger, reg prometheus.Registerer) (h
 		IsolinuxDir:     cfg.Paths.Isolinux,
 		SyslinuxBIOSDir: cfg.Paths.SyslinuxBIOS,
 		EmbedDir:        embed,
+		TrustDir:        trustDir(cfg),
 		CacheBytes:      cfg.Media.CacheBytes,
 		Logger:          log.With("service", "media"),
 		Registerer:      reg,
@@ -310,4 +312,13 @@ func efiChoice(nodes interface {
 		}
 		return global
 	}
+}
+
+// trustDir is paths.ipxe_trust when media point at an https:// base URL: stock iPXE would
+// need ca.ipxe.org's cross-signed certificates to trust it, the trusted build does not.
+func trustDir(cfg Config) string {
+	if strings.HasPrefix(cfg.HTTP.PublicURL, "https://") {
+		return cfg.Paths.IPXETrust
+	}
+	return ""
 }

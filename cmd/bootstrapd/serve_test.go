@@ -56,12 +56,14 @@ type daemonOpts struct {
 	kernel    string // a real kernel to boot as net/test.efi; "": a few fake bytes
 	// kernelArm64 is a real arm64 kernel to boot as net/test-arm64.efi; "": none.
 	kernelArm64 string
-	httpPort    int    // 0: a free one
-	dir         string // reuse a previous daemon's directory (its database); "": a new one
-	extraYAML   string // more configuration keys (not http, tftp, dhcp, paths, admin, boot)
-	tokenFile   string // admin.token_file
-	httpYAML    string // more http keys, e.g. "tls_listen: ..., tls_cert: ..."
-	hup         chan os.Signal
+	// trustDir is paths.ipxe_trust (the trusted iPXE build media use for https://); "": none.
+	trustDir  string
+	httpPort  int    // 0: a free one
+	dir       string // reuse a previous daemon's directory (its database); "": a new one
+	extraYAML string // more configuration keys (not http, tftp, dhcp, paths, admin, boot)
+	tokenFile string // admin.token_file
+	httpYAML  string // more http keys, e.g. "tls_listen: ..., tls_cert: ..."
+	hup       chan os.Signal
 }
 
 // startDaemon runs the real serve path in-process, on loopback ports, without DHCP.
@@ -134,10 +136,10 @@ func startDaemon(t *testing.T, opts ...daemonOpts) *daemon {
 	yaml := fmt.Sprintf(`http: {listen: "127.0.0.1:%d", public_url: %q, `+o.httpYAML+`}
 tftp: {listen: "127.0.0.1:%d"}
 dhcp: {enabled: false}
-paths: {data: %[4]s/data, kernels: %[4]s/kernels, ipxe: %[5]s, ipxe_embed: %[6]s}
+paths: {data: %[4]s/data, kernels: %[4]s/kernels, ipxe: %[5]s, ipxe_embed: %[6]s, ipxe_trust: %[8]q}
 admin: {socket: %[4]s/admin.sock, token_file: %[7]q}
 boot: {ntp: ""}
-`, httpPort, o.publicURL, tftpPort, dir, ipxeDir, embedDir, o.tokenFile) + o.extraYAML
+`, httpPort, o.publicURL, tftpPort, dir, ipxeDir, embedDir, o.tokenFile, o.trustDir) + o.extraYAML
 	if err := os.WriteFile(d.cfgFile, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

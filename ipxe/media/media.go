@@ -112,6 +112,10 @@ type Config struct {
 	// SyslinuxBIOSDir holds ldlinux.c32 (paths.syslinux_bios); required.
 	// DefaultSyslinuxBIOS is where Debian installs it.
 	SyslinuxBIOSDir string
+	// TrustDir holds packaging/ipxe-trust/build.sh's output (iPXE trusting the ISRG roots,
+	// for an https:// base URL); each of ipxe-amd64.efi, ipxe-arm64.efi and ipxe.lkrn found
+	// there replaces IPXEDir's. "" or missing files: IPXEDir's are used.
+	TrustDir string
 	// EmbedDir holds packaging/ipxe-embed/build.sh's output, ipxe-amd64-script.efi,
 	// ipxe-arm64-script.efi and snponly-script.efi (paths.ipxe_embed). "" = KindUEFI and
 	// KindSNPOnly answer ErrUnavailable; a missing snponly-script.efi (stubs built before
@@ -187,15 +191,25 @@ func New(cfg Config) (*Builder, error) {
 		return b, nil
 	}
 	const ipxePkg = "packaging/fetch-ipxe.sh (Debian trixie ipxe)"
-	efiX64, err := read("paths.ipxe", cfg.IPXEDir, ipxe.FileEFIx64, ipxePkg)
+	// readIPXE prefers the trusted build's binary when there is one.
+	readIPXE := func(name string) ([]byte, error) {
+		if cfg.TrustDir != "" {
+			if b, err := read("paths.ipxe_trust", cfg.TrustDir, name, "packaging/ipxe-trust/build.sh"); err == nil {
+				log.Info("media use the trusted iPXE build", "file", filepath.Join(cfg.TrustDir, name))
+				return b, nil
+			}
+		}
+		return read("paths.ipxe", cfg.IPXEDir, name, ipxePkg)
+	}
+	efiX64, err := readIPXE(ipxe.FileEFIx64)
 	if err != nil {
 		return nil, err
 	}
-	efiArm, err := read("paths.ipxe", cfg.IPXEDir, ipxe.FileEFIArm64, ipxePkg)
+	efiArm, err := readIPXE(ipxe.FileEFIArm64)
 	if err != nil {
 		return nil, err
 	}
-	lkrn, err := read("paths.ipxe", cfg.IPXEDir, ipxe.FileLKRN, ipxePkg)
+	lkrn, err := readIPXE(ipxe.FileLKRN)
 	if err != nil {
 		return nil, err
 	}
