@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path"
 	"syscall"
 
 	"github.com/insomniacslk/dhcp/iana"
@@ -47,7 +48,13 @@ func run() error {
 		log.Info("http", "path", r.URL.Path)
 		fmt.Fprint(w, "#!ipxe\necho capsrv: provision script reached\npoweroff\n")
 	})
-	mux.Handle("/boot/", http.StripPrefix("/boot/", http.FileServerFS(cat)))
+	// HTTP Boot clients are handed /boot/<mac>/<binary>: serve the binary whatever the prefix.
+	binaries := http.FileServerFS(cat)
+	mux.HandleFunc("/boot/", func(w http.ResponseWriter, r *http.Request) {
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = "/" + path.Base(r.URL.Path)
+		binaries.ServeHTTP(w, r2)
+	})
 	hs := &http.Server{Addr: ":80", Handler: mux}
 	go func() { <-ctx.Done(); _ = hs.Close() }()
 	go func() { _ = hs.ListenAndServe() }()
