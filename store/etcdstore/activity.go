@@ -170,10 +170,13 @@ func (s *DB) Run(ctx context.Context) {
 			sweep := s.now().Sub(s.lastSweep) >= sweepEvery
 			s.flushMu.RUnlock()
 			err := s.flush(sweep)
-			if errors.Is(err, store.ErrClosed) {
+			switch {
+			case errors.Is(err, store.ErrClosed):
 				return
-			}
-			if err != nil {
+			case errors.Is(err, store.ErrUnavailable) && !s.isUp():
+				// The probe said so once; the activity waits in memory, bounded.
+				s.log.Debug("store: flush waits for etcd", "err", err)
+			case err != nil:
 				s.log.Error("store: flush", "err", err)
 			}
 		}

@@ -543,6 +543,13 @@ func (s *DB) deleteLocal(mac string, rev int64) {
 	s.rev.Add(1)
 }
 
+// isUp tells whether the last probe found etcd answering.
+func (s *DB) isUp() bool {
+	s.upMu.Lock()
+	defer s.upMu.Unlock()
+	return s.up
+}
+
 func (s *DB) isKnown(mac string) bool {
 	s.copyMu.RLock()
 	_, ok := s.nodes[mac]
