@@ -79,7 +79,6 @@ func (s *Server) handleProvision(c *gin.Context) {
 		return
 	}
 	ip := clientIP(c)
-	log := s.log.With("mac", mac, "remote", ip)
 
 	var rec *ipxe.BootRequest
 	n, err := s.cfg.Nodes.GetNode(mac)
@@ -91,12 +90,12 @@ func (s *Server) handleProvision(c *gin.Context) {
 	}
 	d, err := s.provision(s.policy(c.Request), mac, rec, err)
 	if err != nil {
-		log.Error("wait script", "err", err)
+		s.log.Error("wait script", "mac", mac, "remote", ip, "err", err)
 		fail(c, http.StatusServiceUnavailable, "cannot render a script: %v", err)
 		return
 	}
 	if d.Reason != nil {
-		log.Error("cannot boot node, it will wait", "err", d.Reason)
+		s.log.Error("cannot boot node, it will wait", "mac", mac, "remote", ip, "err", d.Reason)
 	}
 	if c.Request.Method == http.MethodGet {
 		s.metrics.scripts.WithLabelValues(string(d.Kind)).Inc()
