@@ -57,8 +57,9 @@ func (l *connLimiter) acceptFrom(ln net.Listener) (net.Conn, error) {
 		if l.admit(c) {
 			return c, nil
 		}
-		c.Close()
+		// Counted before the close, so whoever sees the close also sees the count.
 		l.refused.Inc()
+		c.Close()
 	}
 }
 
