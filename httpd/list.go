@@ -43,9 +43,6 @@ const (
 	// bootedWindow is what "booted" means in state=booted and in the counts: a kernel was
 	// sent whole in the last hour.
 	bootedWindow = time.Hour
-	// snapshotMaxAge rebuilds the joined view even without a change in the store, so the
-	// fleet's hourly figures move on with the clock.
-	snapshotMaxAge = time.Minute
 )
 
 // List states (the state parameter).
@@ -208,8 +205,9 @@ type snapshot struct {
 	keys   map[string][]string // sort column → each entry's key
 }
 
-// views caches the snapshot: it is rebuilt only when the store's revision moved (or it is
-// older than snapshotMaxAge), so a refresh of a farm where nothing happened costs a filter
+// views caches the snapshot: it is rebuilt only when the store's revision moved (or the
+// hour changed, so the fleet's hourly figures move on with the clock; stuck and booted are
+// worked out per request), so a refresh of a farm where nothing happened costs a filter
 // over memory, not a read of every record and timeline.
 //
 // On a farm where nodes boot all the time the revision moves every second, and a build
@@ -245,7 +243,7 @@ func (v *views) get(now time.Time, exact bool) (*snapshot, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	rev := v.nodes.Revision()
-	if s := v.snap; s != nil && !v.stale && !now.Before(s.built) && now.Sub(s.built) < snapshotMaxAge &&
+	if s := v.snap; s != nil && !v.stale && !now.Before(s.built) && now.Truncate(time.Hour).Equal(s.built.Truncate(time.Hour)) &&
 		(s.rev == rev || (!exact && now.Sub(s.built) < v.lag)) {
 		return s, nil
 	}
