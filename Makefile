@@ -21,7 +21,7 @@ FUZZ := ./store:FuzzParseMAC ./ipxe:FuzzRender ./ipxe:FuzzValidateKernel \
         ./dhcpd:FuzzDecide ./tftpd:FuzzParsePath \
         ./ipxe/media:FuzzScript ./ipxe/media:FuzzParsers \
         ./store/kernels:FuzzCheckHeader ./ipxe/ipxelog:FuzzParse \
-        ./cmd/bootstrapd/internal/migrate:FuzzParseRows
+        ./cmd/bootstrapd/internal/migrate:FuzzParseRows ./store/etcdstore:FuzzEventTime
 
 .PHONY: all build run deps ipxe syslinux arm64-kernel embed ipxe-trust trust-boot fetch-check test lint unit fuzz soak e2e storm storm-check media-boot web web-scale deb service-check deb-test deb-nspawn clean
 
