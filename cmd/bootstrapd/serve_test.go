@@ -44,8 +44,26 @@ func freePort(t *testing.T, network string) int {
 
 type daemon struct {
 	cfgFile, base, tftp, dir string
-	log                      *bytes.Buffer
+	log                      *syncBuffer
 	stop                     func() // ends serve and waits for it; idempotent
+}
+
+// syncBuffer is the daemon's log: serve's goroutines write it while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // daemonOpts vary startDaemon's configuration.
@@ -123,7 +141,7 @@ func startDaemon(t *testing.T, opts ...daemonOpts) *daemon {
 		base:    fmt.Sprintf("http://127.0.0.1:%d", httpPort),
 		tftp:    fmt.Sprintf("127.0.0.1:%d", tftpPort),
 		dir:     dir,
-		log:     &bytes.Buffer{},
+		log:     &syncBuffer{},
 	}
 	ipxeDir := filepath.Join(dir, "ipxe")
 	if o.ipxeDir != "" {
