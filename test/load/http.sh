@@ -19,7 +19,7 @@ mkdir -p "$work/kernels/net" "$work/www/kernel/net" "$work/www/ipxe/test/42" "$w
 cp "$kernel" "$work/kernels/zos.efi" && ln -s ../zos.efi "$work/kernels/net/test.efi"
 cp "$kernel" "$work/www/kernel/net/test.efi"
 
-go build -o "$work/bootstrapd" ./cmd/bootstrapd
+go build -tags nomsgpack -o "$work/bootstrapd" ./cmd/bootstrapd
 cat >"$work/appliance.yaml" <<YAML
 http: {listen: "127.0.0.1:18080"}
 tftp: {listen: "127.0.0.1:18069"}
@@ -43,7 +43,13 @@ http {
 }
 NGINX
 nginx -c "$work/nginx.conf"
-sleep 1
+# Ready when it answers; a fixed sleep lost the race on a busy machine.
+i=0
+until curl -sf -o /dev/null http://127.0.0.1:18080/healthz; do
+	i=$((i + 1))
+	[ "$i" -lt 100 ] || { echo "bootstrapd did not start:" >&2; cat "$work/bootstrapd.log" >&2; exit 1; }
+	sleep 0.1
+done
 # nginx serves the exact script bootstrapd renders, as a static file.
 curl -sf http://127.0.0.1:18080/ipxe/test/42/console=ttyS0 >"$work/www/ipxe/test/42/console=ttyS0"
 "$work/bootstrapd" node add --socket "$work/admin.sock" --mac 52:54:00:12:34:56 --network test --farm 42 >/dev/null
