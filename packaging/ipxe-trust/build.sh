@@ -95,7 +95,10 @@ if [ ! -f "$tree/.complete" ]; then
 	touch "$tree/.complete"
 fi
 [ -f "$tree/src/Makefile" ] || die "no iPXE source in $src"
-cp "$here"/config/*.h "$tree/src/config/local/"
+# Copied only when changed: a fresh mtime on a config header would recompile every object.
+for h in "$here"/config/*.h; do
+	cmp -s "$h" "$tree/src/config/local/${h##*/}" || cp "$h" "$tree/src/config/local/"
+done
 
 # TRUST= takes certificate files; iPXE's own root is known here by its fingerprint only (its
 # certificate is on ca.ipxe.org), so the fingerprints go in as TRUST= would put them.
