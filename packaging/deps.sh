@@ -15,11 +15,12 @@ set -eu
 # storm's stand-in HTTP server (make storm). etcd-server is the etcd the store tests start
 # on loopback (its own service must not run: see policy-rc.d below). qemu-system-arm
 # (qemu-system-aarch64) and qemu-efi-aarch64 (AAVMF) run the arm64 nodes of the e2e and
-# media-boot suites; their kernel is make arm64-kernel's.
+# media-boot suites; their kernel is make arm64-kernel's. liblzma-dev (with build-essential
+# and perl) compiles the pinned iPXE source for make trust-boot.
 PACKAGES="qemu-system-x86 qemu-system-arm qemu-efi-aarch64 qemu-utils ipxe-qemu ovmf seabios dnsmasq-base iproute2 nftables procps
  linux-image-amd64 curl tftp-hpa xorriso mtools dosfstools isolinux syslinux syslinux-common
  lintian dpkg-dev fakeroot ca-certificates build-essential git prometheus chromium
- clang lld systemd adduser python3 shellcheck sqlite3 nginx-light etcd-server"
+ clang lld systemd adduser python3 shellcheck sqlite3 nginx-light etcd-server liblzma-dev perl"
 
 # One dpkg-query for every package ("install ok installed", or "hold ok installed", when it
 # is there; nothing for a package dpkg has never seen).
