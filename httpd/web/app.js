@@ -1092,6 +1092,37 @@
     });
     $('#kernel-list tbody').replaceChildren(...rows);
     $('#kernels-empty').hidden = rows.length > 0;
+    await refreshPulls();
+  }
+
+  // The pull history is the appliance's, not a node's: each pull of each network's default.
+  async function refreshPulls() {
+    let pulls;
+    try {
+      pulls = await api('/api/v1/kernels/pulls');
+    } catch (e) {
+      $('#kernel-pulls tbody').replaceChildren();
+      $('#pulls-empty').textContent = e.status === 503 ? 'Kernel pulls are not configured.' : `Cannot load the kernel pulls: ${e.message}`;
+      $('#pulls-empty').hidden = false;
+      return;
+    }
+    const list = Array.isArray(pulls) ? pulls : [];
+    const kind = { updated: 'known', unchanged: 'unknown', error: 'stuck' };
+    const rows = list.map((p) => {
+      const d = parseTime(p.time);
+      const def = p.arch === 'arm64' ? `net/${p.network}-arm64.efi` : `net/${p.network}.efi`;
+      const result = String(p.result || '');
+      return el('tr', {},
+        el('td', {}, d ? el('time', { datetime: d.toISOString() }, fmtTime(d)) : '—'),
+        el('td', {}, el('code', {}, def)),
+        el('td', {}, badge(kind[result] || 'unknown', result, p.error ? String(p.error) : undefined),
+          p.error ? [' ', el('span', { class: 'muted', text: String(p.error) })] : ''),
+        el('td', {}, p.kernel ? el('code', {}, String(p.kernel)) : '—'),
+        el('td', {}, el('code', { class: 'hash' }, String(p.url || ''))));
+    });
+    $('#kernel-pulls tbody').replaceChildren(...rows);
+    $('#pulls-empty').textContent = 'No kernel pull yet.';
+    $('#pulls-empty').hidden = rows.length > 0;
   }
 
   // ---- start --------------------------------------------------------------------------------

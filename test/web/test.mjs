@@ -683,6 +683,21 @@ async function main() {
     ok(netRows.some((t) => t.startsWith('prod') && t.includes('none')), 'network prod boots nothing');
     ok(netRows.some((t) => t.startsWith('test') && /zos-test\.efi.*none/.test(t)), 'network test has no arm64 kernel, shown beside its x86-64 one');
 
+    section('kernel pulls');
+    // A pull of something that is not a kernel (the test's random bytes, from the daemon
+    // itself) fails, changes nothing, and is on the page with its reason.
+    const pull = await fetch(`${base}/api/v1/networks/test/pull`, {
+      method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ url: `${base}/kernel/zos-test.efi` }),
+    });
+    ok(pull.status === 502, `a pull of random bytes is refused by the header check: ${pull.status}`);
+    await page.click('#kernels-refresh');
+    await page.waitForSelector('#kernel-pulls tbody tr');
+    const pullText = await page.textContent('#kernel-pulls tbody');
+    ok(pullText.includes('net/test.efi') && pullText.includes('error'), `the failed pull is listed: ${pullText.slice(0, 200)}`);
+    const afterPull = await page.$$eval('#network-kernels tbody tr', (trs) => trs.map((tr) => tr.textContent));
+    ok(afterPull.some((t) => t.startsWith('test') && t.includes('zos-test.efi')), 'network test still boots zos-test.efi after the failed pull');
+
     section('accessibility (axe-core)');
     // Evaluated through the DevTools protocol, not a <script> tag: the page is checked as the
     // daemon serves it, Content-Security-Policy included.
