@@ -231,10 +231,21 @@ async function main() {
     page.on('response', (q) => {
       if (q.status() >= 400) refused.push(`${q.status()} ${q.request().method()} ${q.url().slice(base.length)}`);
     });
+    // A reload cancels the old document's fetches still in flight (net::ERR_ABORTED);
+    // that is the browser leaving the page, not the appliance failing. Each request
+    // remembers which document sent it, so only those are forgiven.
+    let documents = 0;
+    const sentBy = new WeakMap();
+    page.on('framenavigated', (f) => { if (f === page.mainFrame()) documents++; });
+    page.on('request', (q) => sentBy.set(q, documents));
     page.on('requestfailed', async (q) => {
       // A refused token is a 401 response, not a failed request; downloads we do not start.
       // Chromium ends a fetch answered without a body (the lists' 304 Not Modified) as
       // "failed" (net::ERR_ABORTED) after its response arrived: that one is an answer.
+      const aborted = q.failure() && q.failure().errorText === 'net::ERR_ABORTED';
+      // The abort can be reported just before the new document commits: decide a moment later.
+      if (aborted) await new Promise((r) => setTimeout(r, 1000));
+      if (aborted && sentBy.get(q) < documents) return;
       const r = await q.response().catch(() => null);
       if (r && r.status() === 304) return;
       pageErrors.push(`request failed: ${q.url()} ${q.failure() && q.failure().errorText}`);
