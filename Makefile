@@ -23,12 +23,15 @@ FUZZ := ./store:FuzzParseMAC ./ipxe:FuzzRender ./ipxe:FuzzValidateKernel \
         ./store/kernels:FuzzCheckHeader ./ipxe/ipxelog:FuzzParse \
         ./cmd/bootstrapd/internal/migrate:FuzzParseRows ./store/etcdstore:FuzzEventTime
 
-.PHONY: all build run deps ipxe syslinux arm64-kernel embed ipxe-trust trust-boot trust-boot-check fetch-check test lint unit fuzz soak e2e storm storm-check media-boot web web-scale deb service-check deb-test deb-nspawn clean
+.PHONY: all build run deps size-check ipxe syslinux arm64-kernel embed ipxe-trust trust-boot trust-boot-check fetch-check test lint unit fuzz soak e2e storm storm-check media-boot web web-scale deb service-check deb-test deb-nspawn clean
 
 all: build
 
-# nomsgpack drops gin's MessagePack codec, which bootstrapd never uses (a third of the binary).
-GOTAGS ?= nomsgpack
+# nomsgpack drops gin's MessagePack codec, which bootstrapd never uses; grpcnotrace drops the
+# etcd client's gRPC request tracing, whose html/template would keep every exported method of
+# every type in the binary (size-check, docs/PERFORMANCE.md "Binary size").
+GOTAGS ?= nomsgpack,grpcnotrace
+export GOTAGS
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -tags "$(GOTAGS)" -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/bootstrapd
@@ -106,7 +109,7 @@ deps:
 	packaging/deps.sh
 
 # deps first: the targets after it use the packages it installs (make runs them in this order).
-test: deps lint fetch-check embed unit fuzz e2e storm-check media-boot web service-check deb-test trust-boot-check
+test: deps lint size-check fetch-check embed unit fuzz e2e storm-check media-boot web service-check deb-test trust-boot-check
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -115,7 +118,13 @@ lint:
 	shellcheck -s sh -x packaging/build-deb.sh packaging/fetch-ipxe.sh packaging/private-apt.sh packaging/ipxe-embed/build.sh packaging/ipxe-trust/build.sh packaging/ipxe-trust/compare.sh \
 		packaging/fetch-syslinux.sh packaging/deps.sh packaging/run-config.sh test/packaging/fetch-syslinux-sha.sh \
 		packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm systemd/check.sh test/deb/test.sh test/deb/nspawn.sh .ci/run \
-		test/packaging/fetch-ipxe-sha.sh packaging/fetch-arm64-kernel.sh test/packaging/fetch-arm64-kernel-sha.sh dhcpd/testdata/capture.sh test/load/http.sh test/load/dhcp.sh test/load/store.sh test/load/storm.sh test/fuzz/run.sh test/fuzz/selftest.sh test/reliability/soak.sh
+		test/packaging/fetch-ipxe-sha.sh packaging/fetch-arm64-kernel.sh test/packaging/fetch-arm64-kernel-sha.sh dhcpd/testdata/capture.sh test/load/http.sh test/load/dhcp.sh test/load/store.sh test/load/storm.sh test/size/check.sh test/fuzz/run.sh test/fuzz/selftest.sh test/reliability/soak.sh
+
+# The stripped binary the .deb ships stays at most 20 MB, and nothing in it calls methods by
+# name through reflection (text/template, html/template, gin's binding validator), which would
+# make the linker keep every exported method of every type: 7 MB. Prints the callers if so.
+size-check:
+	test/size/check.sh 20000000
 
 unit:
 	$(GO) test -race -count=1 ./...

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/threefoldtech/bootstrapd/store/kernels"
 )
 
 const testToken = "0123456789abcdef0123" // newFixture's AdminToken
@@ -210,7 +212,7 @@ func TestImages(t *testing.T) {
 		}
 		last := -1
 		for _, name := range order {
-			i := strings.Index(page, `href="/kernel/`+strings.ReplaceAll(name, "+", "&#43;")+`"`)
+			i := strings.Index(page, `href="/kernel/`+name+`"`)
 			if i < 0 || i < last {
 				t.Fatalf("%s: %s missing or out of order:\n%s", path, name, page)
 			}
@@ -219,7 +221,7 @@ func TestImages(t *testing.T) {
 		if !strings.Contains(page, "3.0 MiB") || !strings.Contains(page, "2024-01-04 03:04:05 UTC") {
 			t.Errorf("%s lacks the size or the date:\n%s", path, page)
 		}
-		if !strings.Contains(page, `/expert?kernel=zos-new%2bx_1-2.efi`) {
+		if !strings.Contains(page, `/expert?kernel=zos-new%2Bx_1-2.efi`) {
 			t.Errorf("%s: the expert link does not escape the name:\n%s", path, page)
 		}
 	}
@@ -296,5 +298,23 @@ func TestKernelAfterEmptyArgs(t *testing.T) {
 		if code != 200 || !strings.Contains(body, "set kernel "+f.base+"/kernel/zos-v3.efi\n") || !strings.Contains(body, "runmode=test farmer_id=42 ||") {
 			t.Fatalf("GET %s = %d\n%s", path, code, body)
 		}
+	}
+}
+
+func TestImagesPageEscapes(t *testing.T) {
+	page := imagesPage([]Image{{KernelInfo: kernels.KernelInfo{Name: `a<b>"&'c d?.efi`, SHA256: "<x>"}, Networks: []string{"<n>"}}})
+	for _, want := range []string{
+		`href="/kernel/a%3Cb%3E%22&amp;%27c%20d%3F.efi"`,
+		`>a&lt;b&gt;&#34;&amp;&#39;c d?.efi</a>`,
+		`<code>&lt;x&gt;</code>`,
+		`<td>&lt;n&gt;</td>`,
+		`href="/expert?kernel=a%3Cb%3E%22%26%27c+d%3F.efi"`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %s:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "<b>") || strings.Contains(page, "<x>") {
+		t.Errorf("a name reached the page unescaped:\n%s", page)
 	}
 }

@@ -151,8 +151,8 @@ func (a *api) apiSetNetworkKernel(c *gin.Context) {
 		Kernel string `json:"kernel"`
 		Arch   string `json:"arch"`
 	}
-	if err := c.ShouldBindJSON(&in); err != nil {
-		a.apiFail(c, fmt.Errorf("%w: %v", errBadInput, err))
+	if err := readJSON(c, &in); err != nil {
+		a.apiFail(c, err)
 		return
 	}
 	arch, err := ipxe.ParseArch(in.Arch)

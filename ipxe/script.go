@@ -1,7 +1,6 @@
 package ipxe
 
 import (
-	"bytes"
 	_ "embed"
 	"fmt"
 	"net/netip"
@@ -9,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"text/template"
 )
 
 //go:embed templates/boot.ipxe
@@ -57,9 +55,9 @@ type ScriptConfig struct {
 // Scripts renders boot scripts. Templates are parsed once.
 type Scripts struct {
 	cfg       ScriptConfig
-	boot      *template.Template
-	wait      *template.Template
-	provision *template.Template
+	boot      template
+	wait      template
+	provision template
 }
 
 // NewScripts validates cfg and parses the templates.
@@ -84,14 +82,11 @@ func NewScripts(cfg ScriptConfig) (*Scripts, error) {
 	if cfg.RetrySeconds <= 0 {
 		cfg.RetrySeconds = 30
 	}
-	parse := func(name, text string) *template.Template {
-		return template.Must(template.New(name).Option("missingkey=error").Parse(text))
-	}
 	return &Scripts{
 		cfg:       cfg,
-		boot:      parse("boot", bootTemplate),
-		wait:      parse("wait", waitTemplate),
-		provision: parse("provision", provisionTemplate),
+		boot:      parseTemplate("boot", bootTemplate),
+		wait:      parseTemplate("wait", waitTemplate),
+		provision: parseTemplate("provision", provisionTemplate),
 	}, nil
 }
 
@@ -134,12 +129,53 @@ func (s *Scripts) Render(b Boot) ([]byte, error) {
 			return nil, err
 		}
 	}
-	return s.exec(s.boot, map[string]any{
-		"Boot":    b,
-		"Cmdline": s.Cmdline(b),
-		"NTP":     s.cfg.NTPServer,
-		"Syslog":  s.cfg.Syslog,
+	cmdline := s.Cmdline(b)
+	ntp := ""
+	if s.cfg.NTPServer != "" {
+		ntp = "\necho ${cyan}Synchronizing time...${reset}\nntp " + s.cfg.NTPServer +
+			" || echo ${yellow}Time synchronisation failed, going on${reset}"
+	}
+	syslog := ""
+	if s.cfg.Syslog != "" {
+		syslog = "\n# iPXE copies its console to the appliance's syslog receiver from here on (builds with it).\nset syslog " + s.cfg.Syslog
+	}
+	kernel, noKernel := kernelChoice(b)
+	return s.boot.render(map[string]string{
+		"syslog":       syslog,
+		"kernel":       kernel,
+		"network_name": b.NetworkName,
+		"network":      b.Network,
+		"farm":         strconv.FormatUint(b.Farm, 10),
+		"cmdline":      cmdline,
+		"ntp":          ntp,
+		"no_kernel":    noKernel,
 	})
+}
+
+// kernelChoice returns the script line that sets ${kernel} for the CPU this iPXE was built
+// for, told by ${buildarch}: arm64, or x86 (x86_64 EFI builds, i386 BIOS builds; the
+// catalogue has no other). Equal URLs are a node's own kernel, booted on any CPU. When one
+// architecture has no kernel, noKernel is the :no_kernel section its nodes jump to, which
+// tells the operator how to set one.
+func kernelChoice(b Boot) (line, noKernel string) {
+	switch {
+	case b.KernelURL == b.KernelURLArm64:
+		return "set kernel " + b.KernelURL, ""
+	case b.KernelURLArm64 == "":
+		line = "iseq ${buildarch} arm64 && goto no_kernel || set kernel " + b.KernelURL
+	case b.KernelURL == "":
+		line = "iseq ${buildarch} arm64 && set kernel " + b.KernelURLArm64 + " || goto no_kernel"
+	default:
+		line = "iseq ${buildarch} arm64 && set kernel " + b.KernelURLArm64 + " || set kernel " + b.KernelURL
+	}
+	arch := ""
+	if b.KernelURL != "" {
+		arch = " --arch arm64"
+	}
+	noKernel = "\n\n:no_kernel\necho ${red}No kernel for ${buildarch} nodes on network " + b.Network +
+		"${reset}, set it with:\necho  >> bootstrapd kernel default --network " + b.Network + arch +
+		" --name KERNEL\ngoto master_end"
+	return line, noKernel
 }
 
 // Wait returns the script for a MAC that has no record: it says so on the console and asks
@@ -151,7 +187,7 @@ func (s *Scripts) Wait(mac, retryURL string) ([]byte, error) {
 	if err := ValidateDisplay(mac); err != nil {
 		return nil, err
 	}
-	return s.exec(s.wait, map[string]any{"MAC": mac, "URL": retryURL, "Seconds": s.cfg.RetrySeconds})
+	return s.wait.render(map[string]string{"mac": mac, "url": retryURL, "seconds": strconv.Itoa(s.cfg.RetrySeconds)})
 }
 
 // Provision returns the script that configures each NIC in turn and chains
@@ -160,15 +196,61 @@ func (s *Scripts) Provision(base string) ([]byte, error) {
 	if err := ValidateURL(base); err != nil {
 		return nil, err
 	}
-	return s.exec(s.provision, map[string]any{"Base": strings.TrimSuffix(base, "/"), "NTP": s.cfg.NTPServer})
+	ntp := ""
+	if s.cfg.NTPServer != "" {
+		ntp = "\nntp " + s.cfg.NTPServer + " ||"
+	}
+	return s.provision.render(map[string]string{"base": strings.TrimSuffix(base, "/"), "ntp": ntp})
 }
 
-func (s *Scripts) exec(t *template.Template, data any) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := t.Execute(&buf, data); err != nil {
-		return nil, fmt.Errorf("render %s script: %w", t.Name(), err)
+// template is a script's text cut at its slots, {{name}}. Values are placed as they are:
+// every one was validated (or built here from validated parts) before it reaches a script.
+// Not text/template: its reflection (method calls by name) makes the linker keep every
+// exported method of every type in the program, 7 MB of a 24 MB binary
+// (docs/PERFORMANCE.md, Binary size).
+type template struct {
+	name  string
+	texts []string // texts[i] comes before slots[i]; the last one ends the script
+	slots []string
+}
+
+func parseTemplate(name, text string) template {
+	t := template{name: name}
+	for {
+		open := strings.Index(text, "{{")
+		if open < 0 {
+			break
+		}
+		end := strings.Index(text[open:], "}}")
+		if end < 0 {
+			panic(fmt.Sprintf("%s script: unclosed {{ at byte %d", name, open))
+		}
+		t.texts = append(t.texts, text[:open])
+		t.slots = append(t.slots, text[open+2:open+end])
+		text = text[open+end+2:]
 	}
-	return buf.Bytes(), nil
+	t.texts = append(t.texts, text)
+	return t
+}
+
+func (t template) render(values map[string]string) ([]byte, error) {
+	n := 0
+	for _, s := range t.texts {
+		n += len(s)
+	}
+	for _, v := range values {
+		n += 2 * len(v) // the command line appears twice
+	}
+	out := make([]byte, 0, n)
+	for i, slot := range t.slots {
+		v, ok := values[slot]
+		if !ok {
+			return nil, fmt.Errorf("render %s script: no value for {{%s}}", t.name, slot)
+		}
+		out = append(out, t.texts[i]...)
+		out = append(out, v...)
+	}
+	return append(out, t.texts[len(t.texts)-1]...), nil
 }
 
 var hostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.:-]{0,252}[A-Za-z0-9])?$`)

@@ -245,3 +245,30 @@ func TestScriptSyslog(t *testing.T) {
 		})
 	}
 }
+
+func TestTemplateSlots(t *testing.T) {
+	for _, tc := range []struct {
+		text   string
+		values map[string]string
+		want   string
+		err    bool
+	}{
+		{"a{{x}}b{{y}}c", map[string]string{"x": "1", "y": "2"}, "a1b2c", false},
+		{"{{x}}{{x}}", map[string]string{"x": "${net0/mac}"}, "${net0/mac}${net0/mac}", false},
+		{"no slots ${x}", nil, "no slots ${x}", false},
+		{"a{{x}}b", map[string]string{"y": "1"}, "", true}, // a slot without a value is an error, not ""
+		{"a{{x}}b", map[string]string{"x": "{{x}}"}, "a{{x}}b", false}, // values are not parsed again
+	} {
+		got, err := parseTemplate("t", tc.text).render(tc.values)
+		if (err != nil) != tc.err || string(got) != tc.want {
+			t.Errorf("%q with %v = %q, %v; want %q, error %v", tc.text, tc.values, got, err, tc.want, tc.err)
+		}
+	}
+	// Every slot of the shipped scripts is filled: a slot left unfilled fails the golden test
+	// with an error, and none is left in the output.
+	s := testScripts(t)
+	b, err := s.Render(Boot{Network: "test", NetworkName: "t", Farm: 1, KernelURL: "http://a/k"})
+	if err != nil || bytes.Contains(b, []byte("{{")) {
+		t.Fatalf("render: %v\n%s", err, b)
+	}
+}

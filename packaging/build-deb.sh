@@ -69,8 +69,8 @@ bin="$root/usr/bin/bootstrapd"
 if [ -n "${BOOTSTRAPD_BIN:-}" ]; then
 	cp "$BOOTSTRAPD_BIN" "$bin"
 else
-	# nomsgpack: gin's MessagePack codec is never used (see the Makefile's GOTAGS).
-	(cd "$top" && CGO_ENABLED=0 GOOS=linux GOARCH="$arch" go build -trimpath -tags nomsgpack \
+	# The Makefile's GOTAGS: gin's MessagePack codec and gRPC's request tracing left out.
+	(cd "$top" && CGO_ENABLED=0 GOOS=linux GOARCH="$arch" go build -trimpath -tags "${GOTAGS:-nomsgpack,grpcnotrace}" \
 		-ldflags "-s -w -X main.version=$version" -o "$bin" ./cmd/bootstrapd)
 fi
 chmod 0755 "$bin"

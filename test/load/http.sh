@@ -19,7 +19,7 @@ mkdir -p "$work/kernels/net" "$work/www/kernel/net" "$work/www/ipxe/test/42" "$w
 cp "$kernel" "$work/kernels/zos.efi" && ln -s ../zos.efi "$work/kernels/net/test.efi"
 cp "$kernel" "$work/www/kernel/net/test.efi"
 
-go build -tags nomsgpack -o "$work/bootstrapd" ./cmd/bootstrapd
+go build -tags nomsgpack,grpcnotrace -o "$work/bootstrapd" ./cmd/bootstrapd
 cat >"$work/appliance.yaml" <<YAML
 http: {listen: "127.0.0.1:18080"}
 tftp: {listen: "127.0.0.1:18069"}

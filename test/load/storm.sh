@@ -85,7 +85,7 @@ ip netns exec "${ns}lan" dnsmasq --keep-in-foreground --conf-file=/dev/null --no
 	--dhcp-range="$p.128.0,static,255.255.0.0,1h" --dhcp-hostsfile="$work/hosts" --dhcp-lease-max=65536 \
 	--leasefile-ro --log-facility="$work/leases.log" --pid-file="$work/leases.pid" &
 
-go build -trimpath -tags nomsgpack -o "$work/bootstrapd" ./cmd/bootstrapd
+go build -trimpath -tags nomsgpack,grpcnotrace -o "$work/bootstrapd" ./cmd/bootstrapd
 go build -o "$work/storm" ./test/load/storm
 
 # The kernel: 32 MiB, the size of a Zero-OS kernel with its initramfs.

@@ -55,7 +55,7 @@ async function main() {
   let browser;
   try {
     const bin = path.join(tmp, 'bootstrapd');
-    execFileSync('go', ['build', '-tags', 'nomsgpack', '-o', bin, './cmd/bootstrapd'], { cwd: repo, stdio: 'inherit' });
+    execFileSync('go', ['build', '-tags', 'nomsgpack,grpcnotrace', '-o', bin, './cmd/bootstrapd'], { cwd: repo, stdio: 'inherit' });
     const kernels = path.join(tmp, 'kernels');
     fs.mkdirSync(path.join(kernels, 'net'), { recursive: true });
     fs.writeFileSync(path.join(kernels, 'zos.efi'), randomBytes(4096));
