@@ -256,7 +256,7 @@ func TestTemplateSlots(t *testing.T) {
 		{"a{{x}}b{{y}}c", map[string]string{"x": "1", "y": "2"}, "a1b2c", false},
 		{"{{x}}{{x}}", map[string]string{"x": "${net0/mac}"}, "${net0/mac}${net0/mac}", false},
 		{"no slots ${x}", nil, "no slots ${x}", false},
-		{"a{{x}}b", map[string]string{"y": "1"}, "", true}, // a slot without a value is an error, not ""
+		{"a{{x}}b", map[string]string{"y": "1"}, "", true},             // a slot without a value is an error, not ""
 		{"a{{x}}b", map[string]string{"x": "{{x}}"}, "a{{x}}b", false}, // values are not parsed again
 	} {
 		got, err := parseTemplate("t", tc.text).render(tc.values)
