@@ -68,6 +68,7 @@ func (s *DB) Restore(d Dump) error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	s.nodes.changed()
 	s.mu.Lock()
 	for _, n := range d.Nodes {
 		if m, err := ParseMAC(n.MAC); err == nil {

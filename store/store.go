@@ -117,6 +117,8 @@ type DB struct {
 
 	// rev counts changes readers can see (see Revision).
 	rev atomic.Uint64
+	// nodes holds records as GetNode last read them.
+	nodes nodeCache
 }
 
 // Revision is a number that changes whenever anything a reader can see changes: a record,
@@ -231,6 +233,7 @@ func (s *DB) CreateNode(n Node) (Node, error) {
 	if err != nil {
 		return Node{}, err
 	}
+	s.nodes.changed()
 	s.addKnown(n.MAC)
 	s.rev.Add(1)
 	return n, nil
@@ -263,6 +266,7 @@ func (s *DB) UpdateNode(mac string, change func(*Node) error) (Node, error) {
 	if err != nil {
 		return Node{}, err
 	}
+	s.nodes.changed()
 	s.rev.Add(1)
 	return n, nil
 }
@@ -273,6 +277,10 @@ func (s *DB) GetNode(mac string) (Node, error) {
 	if err != nil {
 		return Node{}, err
 	}
+	if n, ok := s.nodes.get(string(k)); ok {
+		return n, nil
+	}
+	gen := s.nodes.generation()
 	var n Node
 	err = s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketNodes).Get(k)
@@ -282,6 +290,9 @@ func (s *DB) GetNode(mac string) (Node, error) {
 		// Unmarshal copies out of the mmap before the transaction ends.
 		return json.Unmarshal(v, &n)
 	})
+	if err == nil && n.MAC == string(k) {
+		s.nodes.put(gen, n)
+	}
 	return n, err
 }
 
@@ -310,6 +321,7 @@ func (s *DB) DeleteNode(mac string) error {
 	if err != nil {
 		return err
 	}
+	s.nodes.changed()
 	s.mu.Lock()
 	delete(s.known, string(k))
 	s.dropPendingLocked(string(k))
@@ -366,6 +378,7 @@ func (s *DB) ImportNodes(nodes []Node) (created, updated int, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("import %d nodes: %w", len(nodes), err)
 	}
+	s.nodes.changed()
 	for _, n := range nodes {
 		// Already validated by the transaction.
 		if m, err := ParseMAC(n.MAC); err == nil {
