@@ -261,24 +261,63 @@ func (s *Server) Serve(ctx context.Context) error {
 	return err
 }
 
+// batchSize is how many datagrams one receive (recvmmsg) takes and one send (sendmmsg) gives
+// at most. An idle LAN still costs one syscall per request each way: a receive returns as
+// soon as one datagram is queued. Under a boot storm or a flood, a batch saves most of the
+// per-packet syscalls, the larger part of a reply's cost (docs/PERFORMANCE.md, ProxyDHCP).
+const batchSize = 32
+
 func (s *Server) loop(ctx context.Context, l *listener) error {
-	// One byte more than we parse: the kernel silently cuts a datagram to the buffer, and a
-	// 64 KiB one cut to a valid-looking prefix would be answered. This way anything longer
-	// than maxRequestLen arrives longer than maxRequestLen, and decide drops it as oversized.
-	buf := make([]byte, maxRequestLen+1)
+	in := make([]ipv4.Message, batchSize)
+	for i := range in {
+		// One byte more than we parse: the kernel silently cuts a datagram to the buffer, and
+		// a 64 KiB one cut to a valid-looking prefix would be answered. This way anything
+		// longer than maxRequestLen arrives longer than maxRequestLen, and decide drops it as
+		// oversized.
+		in[i].Buffers = [][]byte{make([]byte, maxRequestLen+1)}
+		in[i].OOB = ipv4.NewControlMessage(ipv4.FlagDst | ipv4.FlagInterface)
+	}
+	out := make([]ipv4.Message, 0, batchSize)
+	sent := make([]sentReply, 0, batchSize)
 	for {
-		n, cm, src, err := l.pc.ReadFrom(buf)
+		n, err := l.pc.ReadBatch(in, 0)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
 			return fmt.Errorf("dhcpd: read %s: %w", l.addr, err)
 		}
-		s.handle(l, buf[:n], cm, src)
+		out, sent = out[:0], sent[:0]
+		for i := range in[:n] {
+			m := &in[i]
+			var cm *ipv4.ControlMessage
+			if m.NN > 0 {
+				cm = new(ipv4.ControlMessage)
+				if cm.Parse(m.OOB[:m.NN]) != nil {
+					cm = nil
+				}
+			}
+			r, ok := s.handle(l, m.Buffers[0][:m.N], cm, m.Addr)
+			if !ok {
+				continue
+			}
+			out = append(out, ipv4.Message{Buffers: [][]byte{r.d.Reply.ToBytes()}, OOB: r.oob, Addr: net.UDPAddrFromAddrPort(r.d.To)})
+			sent = append(sent, r)
+		}
+		s.send(l, out, sent)
 	}
 }
 
-func (s *Server) handle(l *listener, b []byte, cm *ipv4.ControlMessage, src net.Addr) {
+// sentReply is a reply decided in a batch, with what its send needs and what follows it.
+type sentReply struct {
+	in  arrival
+	d   decision
+	oob []byte
+}
+
+// handle decides one datagram. A drop is counted and logged here; a reply is returned to be
+// sent with the rest of its batch.
+func (s *Server) handle(l *listener, b []byte, cm *ipv4.ControlMessage, src net.Addr) (sentReply, bool) {
 	in := arrival{Role: l.role}
 	if u, ok := src.(*net.UDPAddr); ok {
 		in.Src = u.AddrPort()
@@ -299,29 +338,50 @@ func (s *Server) handle(l *listener, b []byte, cm *ipv4.ControlMessage, src net.
 	if d.Reply == nil {
 		s.m.dropped.WithLabelValues(d.Drop).Inc()
 		s.logDrop(l, in, d, len(b))
-		return
+		return sentReply{}, false
 	}
 	out := &ipv4.ControlMessage{Src: d.Server.AsSlice()}
 	if d.Broadcast {
 		out.IfIndex = in.IfIndex
 	}
-	if _, err := l.pc.WriteTo(d.Reply.ToBytes(), out, net.UDPAddrFromAddrPort(d.To)); err != nil {
-		s.m.dropped.WithLabelValues(dropSendFailed).Inc()
-		args := []any{"mac", d.Client.MAC.String(), "xid", d.Client.XID.String(), "to", d.To, "iface", in.Iface, "err", err}
-		lvl, held := s.dropLevel(dropSendFailed)
-		if lvl > slog.LevelDebug {
-			args = append(args, "held_back", held)
+	return sentReply{in: in, d: d, oob: out.Marshal()}, true
+}
+
+// send sends a batch of replies, then counts and reports each one that went out. A reply
+// the kernel refuses is counted and logged, and the rest of the batch still goes.
+func (s *Server) send(l *listener, out []ipv4.Message, sent []sentReply) {
+	for start := 0; start < len(out); {
+		n, err := l.pc.WriteBatch(out[start:], 0)
+		for _, r := range sent[start : start+n] {
+			s.replied(r)
 		}
-		s.log.Log(context.Background(), lvl, "dhcp reply not sent", args...)
-		return
+		start += n
+		if err != nil && start < len(out) {
+			s.sendFailed(sent[start], err)
+			start++
+		}
 	}
+}
+
+func (s *Server) sendFailed(r sentReply, err error) {
+	s.m.dropped.WithLabelValues(dropSendFailed).Inc()
+	args := []any{"mac", r.d.Client.MAC.String(), "xid", r.d.Client.XID.String(), "to", r.d.To, "iface", r.in.Iface, "err", err}
+	lvl, held := s.dropLevel(dropSendFailed)
+	if lvl > slog.LevelDebug {
+		args = append(args, "held_back", held)
+	}
+	s.log.Log(context.Background(), lvl, "dhcp reply not sent", args...)
+}
+
+func (s *Server) replied(r sentReply) {
+	d := r.d
 	s.m.replies.WithLabelValues(d.Kind).Inc()
 	// Debug: the timeline logs the boot stage at Info, once. The arguments are built only
 	// when Debug is on: this runs for every reply of a boot storm.
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.Debug("proxy dhcp reply sent", "mac", d.Client.MAC.String(), "xid", d.Client.XID.String(),
 			"type", d.Reply.MessageType().String(), "kind", d.Kind, "file", d.File, "arch", archLabel(d.Client), "ipxe", d.Client.IPXE, "to", d.To,
-			"iface", in.Iface, "server", d.Server)
+			"iface", r.in.Iface, "server", d.Server)
 	}
 	if s.timeline != nil {
 		ev := timeline.Event{MAC: d.Client.MAC.String(), IP: d.Client.IP, Stage: stages[d.Kind], Time: time.Now()}

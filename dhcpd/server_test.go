@@ -91,7 +91,7 @@ func (s *stagesSeen) list() []timeline.Event {
 }
 
 // serve runs srv until the test ends and checks that Serve returns nil once ctx is cancelled.
-func serve(t *testing.T, srv *Server) {
+func serve(t testing.TB, srv *Server) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -482,7 +482,7 @@ func stageLines(st []timeline.Event) []string {
 
 // loopbackServer runs a server on 127.0.0.1 with free high ports (DHCP on port, PXE on
 // port+2) until the test ends.
-func loopbackServer(t *testing.T, cfg Config) (*Server, int) {
+func loopbackServer(t testing.TB, cfg Config) (*Server, int) {
 	t.Helper()
 	cfg.Interfaces, cfg.Addr, cfg.Files = []string{"lo"}, "127.0.0.1", testCatalogue(t)
 	for try := 0; ; try++ {
