@@ -47,7 +47,7 @@ run() {
 
 echo "perfdhcp -r $rate -p $secs, $(nproc) vCPUs, $(date -u +%Y-%m-%d)"
 
-go build -o "$work/bootstrapd" ./cmd/bootstrapd
+go build -tags nomsgpack,grpcnotrace -o "$work/bootstrapd" ./cmd/bootstrapd
 mkdir -p "$work/kernels" "$work/data"
 cat >"$work/appliance.yaml" <<YAML
 http: {listen: "10.77.0.2:18080"}

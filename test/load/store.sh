@@ -19,7 +19,7 @@ trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null; rm -rf "$work"' EXIT
 for kernel in /boot/vmlinuz-*; do break; done
 mkdir -p "$work/kernels/net" "$work/www/provision"
 cp "$kernel" "$work/kernels/zos.efi" && ln -s ../zos.efi "$work/kernels/net/test.efi"
-go build -o "$work/bootstrapd" ./cmd/bootstrapd
+go build -tags nomsgpack,grpcnotrace -o "$work/bootstrapd" ./cmd/bootstrapd
 
 etcd --name load --data-dir "$work/etcd" \
 	--listen-client-urls http://127.0.0.1:12379 --advertise-client-urls http://127.0.0.1:12379 \
