@@ -338,13 +338,7 @@ func classify(req *dhcpv4.DHCPv4) client {
 	} else if a, ok := archFromVendorClass(c.VendorClass); ok {
 		c.Arch, c.HasArch = a, true
 	}
-	// iPXE sends option 77 as the bare string "iPXE" rather than RFC 3004's length-prefixed
-	// list; UserClass copes with both.
-	for _, uc := range req.UserClass() {
-		if uc == "iPXE" {
-			c.IPXE = true
-		}
-	}
+	c.IPXE = isIPXEUserClass(req.Options.Get(dhcpv4.OptionUserClassInformation))
 	if c.IPXE {
 		f := encapsulated(req.Options.Get(dhcpv4.OptionEtherboot))
 		c.IPXEFeatures = hasFeature(f, ipxeFeatureHTTP) && hasFeature(f, ipxeFeatureHTTPS)
@@ -355,6 +349,27 @@ func classify(req *dhcpv4.DHCPv4) client {
 		c.IP, _ = netip.AddrFromSlice(ip)
 	}
 	return c
+}
+
+// isIPXEUserClass tells whether option 77 names iPXE. iPXE sends the bare string "iPXE"
+// rather than RFC 3004's list of length-prefixed strings; both are read. Not the library's
+// UserClass: it tries the list first and builds an error for every bare string, a fifth of
+// an iPXE request's allocations.
+func isIPXEUserClass(opt []byte) bool {
+	if string(opt) == "iPXE" {
+		return true
+	}
+	for len(opt) > 0 {
+		n := int(opt[0])
+		if n == 0 || n+1 > len(opt) {
+			return false
+		}
+		if string(opt[1:1+n]) == "iPXE" {
+			return true
+		}
+		opt = opt[1+n:]
+	}
+	return false
 }
 
 // archFromVendorClass parses "PXEClient:Arch:00007:UNDI:003000" (PXE 2.1 spec, RFC 4578 2.1),

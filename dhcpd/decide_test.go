@@ -647,3 +647,27 @@ func TestDerivedBase(t *testing.T) {
 		})
 	}
 }
+
+func TestIsIPXEUserClass(t *testing.T) {
+	for _, tc := range []struct {
+		opt  string
+		want bool
+	}{
+		{"iPXE", true},                 // what iPXE sends: the bare string
+		{"\x04iPXE", true},             // RFC 3004, one entry
+		{"\x08gPXE-old\x04iPXE", true}, // RFC 3004, second entry
+		{"\x04iPXE\x05", true},         // found before a malformed tail
+		{"", false},
+		{"ipxe", false},         // case-sensitive, as iPXE sends it
+		{"\x04IPXE", false},     //
+		{"iPXE\x00", false},     // neither the bare string nor a list ('i' is a length past the end)
+		{"\x05iPXE", false},     // a length past the end
+		{"\x00\x04iPXE", false}, // an empty entry: malformed, the rest is not read
+		{"\x02iP\x02XE", false}, // split across entries
+		{"\x08gPXE-old", false}, //
+	} {
+		if got := isIPXEUserClass([]byte(tc.opt)); got != tc.want {
+			t.Errorf("isIPXEUserClass(%q) = %v, want %v", tc.opt, got, tc.want)
+		}
+	}
+}
