@@ -1,12 +1,15 @@
 package timeline
 
 import (
+	"context"
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/threefoldtech/bootstrapd/store"
 )
@@ -60,26 +63,51 @@ type Activity interface {
 	AppendEvent(mac string, ev store.Event) error
 }
 
+// The Info lines of boot stages are budgeted: anyone on the LAN (and, for scripts, anyone who
+// reaches the HTTP port) can make stages happen as fast as the link goes, and a line per
+// request would be a disk flood and, at 20,000 requests a second, most of a request's
+// cost. A rack of 1,000 nodes booting at once makes about 8,000 lines in a minute, inside
+// the budget. Past it, a stage is logged at Debug, counted in
+// bootstrapd_boot_stage_lines_held_back_total, and the next Info line says how many were
+// held back. The timeline (store and page) keeps every stage either way.
+const (
+	logBurst = 2000 // lines at once
+	logRate  = 200  // lines a second after the burst
+)
+
 // Recorder counts, logs and stores events.
 type Recorder struct {
-	store  Activity
-	log    *slog.Logger
-	stages *prometheus.CounterVec
+	store    Activity
+	log      *slog.Logger
+	stages   *prometheus.CounterVec
+	heldBack prometheus.Counter
+	budget   *rate.Limiter
+	held     atomic.Int64     // lines held back since the last Info line
+	now      func() time.Time // the budget's clock
 }
 
-// NewRecorder records into db, logging each stage at Info (one line per stage of a boot)
-// and counting it in bootstrapd_boot_stages_total.
+// NewRecorder records into db, logging each stage at Info (one line per stage of a boot,
+// within a budget) and counting it in bootstrapd_boot_stages_total.
 func NewRecorder(db Activity, log *slog.Logger, reg prometheus.Registerer) (*Recorder, error) {
 	r := &Recorder{store: db, log: log, stages: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bootstrapd_boot_stages_total",
 		Help: "Boot stages seen, by stage (proxy offer, TFTP, script, kernel).",
-	}, []string{"stage"})}
+	}, []string{"stage"}),
+		heldBack: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bootstrapd_boot_stage_lines_held_back_total",
+			Help: "Boot stage log lines written at Debug instead of Info because more stages came than the log budget allows (the timeline keeps them all).",
+		}),
+		budget: rate.NewLimiter(logRate, logBurst),
+		now:    time.Now,
+	}
 	for _, s := range Stages() {
 		r.stages.WithLabelValues(string(s))
 	}
 	if reg != nil {
-		if err := reg.Register(r.stages); err != nil {
-			return nil, err
+		for _, c := range []prometheus.Collector{r.stages, r.heldBack} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return r, nil
@@ -98,7 +126,7 @@ func (r *Recorder) Record(e Event) {
 	if e.IP.IsValid() {
 		ip = e.IP.Unmap().WithZone("").String()
 	}
-	r.log.Info("boot stage", "mac", mac, "stage", e.Stage, "detail", e.Detail, "remote", ip)
+	r.logStage(mac, e, ip)
 	if e.Stage.asks() {
 		if err := r.store.MarkSeen(mac, e.Arch, ip); err != nil {
 			r.log.Warn("timeline: record seen", "mac", mac, "err", err)
@@ -107,4 +135,25 @@ func (r *Recorder) Record(e Event) {
 	if err := r.store.AppendEvent(mac, store.Event{Time: e.Time, Stage: string(e.Stage), Detail: e.Detail}); err != nil {
 		r.log.Warn("timeline: append event", "mac", mac, "err", err)
 	}
+}
+
+// logStage writes the stage's line: at Info within the budget, else at Debug.
+func (r *Recorder) logStage(mac string, e Event, ip string) {
+	ctx := context.Background()
+	if !r.budget.AllowN(r.now(), 1) {
+		r.heldBack.Inc()
+		r.held.Add(1)
+		if r.log.Enabled(ctx, slog.LevelDebug) {
+			r.log.Debug("boot stage", "mac", mac, "stage", e.Stage, "detail", e.Detail, "remote", ip)
+		}
+		return
+	}
+	if !r.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	if held := r.held.Swap(0); held > 0 {
+		r.log.Info("boot stage", "mac", mac, "stage", e.Stage, "detail", e.Detail, "remote", ip, "held_back", held)
+		return
+	}
+	r.log.Info("boot stage", "mac", mac, "stage", e.Stage, "detail", e.Detail, "remote", ip)
 }

@@ -1,10 +1,13 @@
 package timeline
 
 import (
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -66,5 +69,42 @@ func TestRecord(t *testing.T) {
 	}
 	if n, err := testutil.GatherAndCount(reg, "bootstrapd_boot_stages_total"); err != nil || n != len(Stages()) {
 		t.Errorf("%d stage series (%v), want one per stage from the start: %d", n, err, len(Stages()))
+	}
+}
+
+// A flood of stages logs logBurst lines at Info, the rest at Debug, counted; once the budget
+// has refilled, the next Info line says how many were held back. Every stage is still stored.
+func TestRecordLogBudget(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "bootstrapd.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var out strings.Builder
+	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	r, err := NewRecorder(db, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	r.now = func() time.Time { return clock }
+	const flood = logBurst + 500
+	for i := range flood {
+		r.Record(Event{MAC: fmt.Sprintf("52:54:00:00:%02x:%02x", i>>8, i&0xff), Stage: ScriptServed, Detail: "wait"})
+	}
+	if n := strings.Count(out.String(), "boot stage"); n != logBurst {
+		t.Errorf("%d Info lines for %d stages, want the burst, %d", n, flood, logBurst)
+	}
+	if got := testutil.ToFloat64(r.heldBack); got != 500 {
+		t.Errorf("held back %v, want 500", got)
+	}
+	clock = clock.Add(time.Second) // logRate lines of budget again
+	out.Reset()
+	r.Record(Event{MAC: "52:54:00:ff:ff:ff", Stage: ScriptServed, Detail: "node"})
+	if line := out.String(); !strings.Contains(line, "held_back=500") || !strings.Contains(line, "mac=52:54:00:ff:ff:ff") {
+		t.Errorf("the first line after the flood: %q, want held_back=500", line)
+	}
+	if _, err := db.GetSeen(fmt.Sprintf("52:54:00:00:%02x:%02x", (flood-1)>>8, (flood-1)&0xff)); err != nil {
+		t.Errorf("the last stage of the flood was not recorded: %v", err)
 	}
 }
