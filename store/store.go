@@ -280,6 +280,15 @@ func (s *DB) GetNode(mac string) (Node, error) {
 	if n, ok := s.nodes.get(string(k)); ok {
 		return n, nil
 	}
+	// Most MACs that ask have no record (a LAN's other PXE clients, a flood of made-up ones):
+	// the set of MACs with a record answers those without a transaction. It is updated
+	// right after each write commits, as the cache is.
+	s.mu.Lock()
+	_, known := s.known[string(k)]
+	s.mu.Unlock()
+	if !known {
+		return Node{}, fmt.Errorf("%w: %s", ErrNotFound, k)
+	}
 	gen := s.nodes.generation()
 	var n Node
 	err = s.db.View(func(tx *bolt.Tx) error {

@@ -8,6 +8,10 @@
 # perfdhcp sends DISCOVERs from RATE/s simulated clients carrying UEFI x64 PXE options
 # (60 PXEClient:Arch:00007:UNDI:003000, 93 = 7) and counts the offers (-i: DISCOVER/OFFER
 # only). Needs kea-admin (perfdhcp), dnsmasq-base, and the iPXE binaries in var/ipxe.
+# SPLIT=1 gives the servers CPU 1 and perfdhcp CPU 0: otherwise perfdhcp and the server share
+# the two CPUs, and past a few thousand requests a second the delays measure that sharing.
+# bootstrapd runs at its default log level (info: boot stages within its log budget), and
+# dnsmasq at its own (a line per transaction, to a file).
 set -eu
 cd "$(dirname "$0")/../.."
 rate=${1:-2000}
@@ -36,7 +40,7 @@ vendor=$(hex "PXEClient:Arch:00007:UNDI:003000")
 
 run() {
 	name=$1
-	out=$(ip netns exec "${ns}c" perfdhcp -4 -l v0 -i -r "$rate" -p "$secs" -R 100000 \
+	out=$(ip netns exec "${ns}c" taskset -c "$clicpu" perfdhcp -4 -l v0 -i -r "$rate" -p "$secs" -R 100000 \
 		-o "60,$vendor" -o 93,0007 -o 94,010300 2>&1 || true)
 	sent=$(echo "$out" | awk '/sent packets:/ {print $3; exit}')
 	recv=$(echo "$out" | awk '/received packets:/ {print $3; exit}')
@@ -45,7 +49,11 @@ run() {
 	printf '%-28s offered rate %5s/s  sent %7s  offers %7s  lost %6s  avg delay %s\n' "$name" "$rate" "$sent" "$recv" "$drops" "$avg"
 }
 
-echo "perfdhcp -r $rate -p $secs, $(nproc) vCPUs, $(date -u +%Y-%m-%d)"
+srvcpu=0-$(($(nproc) - 1)) clicpu=$srvcpu
+if [ "${SPLIT:-0}" = 1 ]; then
+	srvcpu=1 clicpu=0
+fi
+echo "perfdhcp -r $rate -p $secs, servers on CPUs $srvcpu, perfdhcp on CPUs $clicpu, $(nproc) vCPUs, $(date -u +%Y-%m-%d)"
 
 go build -tags nomsgpack,grpcnotrace -o "$work/bootstrapd" ./cmd/bootstrapd
 mkdir -p "$work/kernels" "$work/data"
@@ -55,15 +63,14 @@ tftp: {listen: "10.77.0.2:18069"}
 dhcp: {enabled: true, interfaces: [v1]}
 paths: {data: $work/data, kernels: $work/kernels, ipxe: $PWD/var/ipxe}
 admin: {socket: $work/admin.sock}
-log: {level: warn}
 YAML
-ip netns exec "${ns}s" "$work/bootstrapd" serve --config "$work/appliance.yaml" 2>"$work/bootstrapd.log" &
+ip netns exec "${ns}s" taskset -c "$srvcpu" "$work/bootstrapd" serve --config "$work/appliance.yaml" 2>"$work/bootstrapd.log" &
 echo $! >"$work/pid"
 sleep 2
 run "bootstrapd"
 kill "$(cat "$work/pid")"; wait "$(cat "$work/pid")" 2>/dev/null || true
 
-ip netns exec "${ns}s" dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --interface=v1 \
+ip netns exec "${ns}s" taskset -c "$srvcpu" dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --interface=v1 \
 	--bind-interfaces --dhcp-range=10.77.0.0,proxy --pxe-service=x86-64_EFI,"boot",ipxe-amd64.efi \
 	--log-facility="$work/dnsmasq.log" --pid-file="$work/dnsmasq.pid" &
 echo $! >"$work/pid"

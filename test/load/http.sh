@@ -4,6 +4,10 @@
 #
 #   test/load/http.sh [DURATION] [CONNECTIONS]
 #
+# Both servers share the machine with wrk. SPLIT=1 gives the servers CPU 1 and wrk (one
+# thread) CPU 0, so the tail latency is the server's, not the three of them queueing for two
+# CPUs; NGINX_WORKERS (default 1) sets nginx's worker_processes.
+#
 # Needs wrk and nginx (Debian packages wrk, nginx-light), the iPXE binaries in var/ipxe
 # (make ipxe) and a kernel file (the running system's /boot/vmlinuz-*).
 set -eu
@@ -28,11 +32,15 @@ paths: {data: $work/data, kernels: $work/kernels, ipxe: $PWD/var/ipxe}
 admin: {socket: $work/admin.sock}
 log: {level: warn}
 YAML
-"$work/bootstrapd" serve --config "$work/appliance.yaml" 2>"$work/bootstrapd.log" &
+srvcpu="" cli="wrk -t2"
+if [ "${SPLIT:-0}" = 1 ]; then
+	srvcpu="taskset -c 1" cli="taskset -c 0 wrk -t1"
+fi
+$srvcpu "$work/bootstrapd" serve --config "$work/appliance.yaml" 2>"$work/bootstrapd.log" &
 echo $! >"$work/bootstrapd.pid"
 
 cat >"$work/nginx.conf" <<NGINX
-worker_processes 1;
+worker_processes ${NGINX_WORKERS:-1};
 pid $work/nginx.pid;
 error_log $work/nginx.err;
 events { worker_connections 1024; }
@@ -42,7 +50,7 @@ http {
 	server { listen 127.0.0.1:18081; root $work/www; default_type text/plain; }
 }
 NGINX
-nginx -c "$work/nginx.conf"
+$srvcpu nginx -c "$work/nginx.conf"
 # Ready when it answers; a fixed sleep lost the race on a busy machine.
 i=0
 until curl -sf -o /dev/null http://127.0.0.1:18080/healthz; do
@@ -59,7 +67,7 @@ run() {
 	# Both servers must answer 200 with the same bytes, or the comparison means nothing.
 	code=$(curl -s -o /dev/null -w '%{http_code}' "$url")
 	[ "$code" = 200 ] || { echo "$url answered $code" >&2; exit 1; }
-	out=$(wrk -t2 -c"$conns" -d"$dur" --latency "$url")
+	out=$($cli -c"$conns" -d"$dur" --latency "$url")
 	rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
 	p50=$(echo "$out" | awk '$1=="50%" {print $2}')
 	p99=$(echo "$out" | awk '$1=="99%" {print $2}')
@@ -70,7 +78,7 @@ for p in ipxe/test/42/console=ttyS0 kernel/net/test.efi; do
 	[ "$(curl -s http://127.0.0.1:18080/$p | sha256sum)" = "$(curl -s http://127.0.0.1:18081/$p | sha256sum)" ] ||
 		{ echo "bootstrapd and nginx serve different bytes for /$p" >&2; exit 1; }
 done
-echo "wrk -t2 -c$conns -d$dur, $(nproc) vCPUs, $(date -u +%Y-%m-%d)"
+echo "$cli -c$conns -d$dur, servers: ${srvcpu:-any CPU}, nginx workers ${NGINX_WORKERS:-1}, $(nproc) vCPUs, $(date -u +%Y-%m-%d)"
 run "bootstrapd /ipxe/test/42/console=ttyS0" "http://127.0.0.1:18080/ipxe/test/42/console=ttyS0"
 run "nginx     same script, static file" "http://127.0.0.1:18081/ipxe/test/42/console=ttyS0"
 run "bootstrapd /provision/<mac> (bbolt)" "http://127.0.0.1:18080/provision/52:54:00:12:34:56"
