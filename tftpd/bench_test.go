@@ -3,6 +3,9 @@ package tftpd
 import (
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,10 +17,27 @@ import (
 // goroutines share a CPU (docs/FIRMWARE.md, "TFTP"): compare runs with -cpu 1 and -cpu 2.
 func BenchmarkTransfer1MiB(b *testing.B) {
 	const file = "ipxe-amd64.efi" // 1 MiB in testFiles
-	for _, anticipate := range []uint{0, 8} {
-		ts := startServer(b, Config{Anticipate: anticipate})
+	// The same file from disk, as the daemon serves it (a read per block or per buffer).
+	dir := b.TempDir()
+	data, err := fs.ReadFile(testFiles(), file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		anticipate uint
+		files      fs.FS
+	}{
+		{"memory", 0, testFiles()},
+		{"memory/anticipate=8", 8, testFiles()},
+		{"disk", 0, os.DirFS(dir)},
+	} {
+		ts := startServer(b, Config{Anticipate: tc.anticipate, Files: tc.files})
 		for _, blksize := range []int{512, 1468} {
-			b.Run(fmt.Sprintf("anticipate=%d/blksize=%d", anticipate, blksize), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/blksize=%d", tc.name, blksize), func(b *testing.B) {
 				c, err := tftp.NewClient(ts.Addr().String())
 				if err != nil {
 					b.Fatal(err)
