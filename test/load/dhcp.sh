@@ -8,7 +8,7 @@
 # perfdhcp sends DISCOVERs from RATE/s simulated clients carrying UEFI x64 PXE options
 # (60 PXEClient:Arch:00007:UNDI:003000, 93 = 7) and counts the offers (-i: DISCOVER/OFFER
 # only). Needs kea-admin (perfdhcp), dnsmasq-base, and the iPXE binaries in var/ipxe.
-# SPLIT=1 gives the servers CPU 1 and perfdhcp CPU 0: otherwise perfdhcp and the server share
+# CLIENTS (default 100,000) is how many MACs perfdhcp simulates. SPLIT=1 gives the servers CPU 1 and perfdhcp CPU 0: otherwise perfdhcp and the server share
 # the two CPUs, and past a few thousand requests a second the delays measure that sharing.
 # bootstrapd runs at its default log level (info: boot stages within its log budget), and
 # dnsmasq at its own (a line per transaction, to a file).
@@ -40,7 +40,7 @@ vendor=$(hex "PXEClient:Arch:00007:UNDI:003000")
 
 run() {
 	name=$1
-	out=$(ip netns exec "${ns}c" taskset -c "$clicpu" perfdhcp -4 -l v0 -i -r "$rate" -p "$secs" -R 100000 \
+	out=$(ip netns exec "${ns}c" taskset -c "$clicpu" perfdhcp -4 -l v0 -i -r "$rate" -p "$secs" -R "${CLIENTS:-100000}" \
 		-o "60,$vendor" -o 93,0007 -o 94,010300 2>&1 || true)
 	sent=$(echo "$out" | awk '/sent packets:/ {print $3; exit}')
 	recv=$(echo "$out" | awk '/received packets:/ {print $3; exit}')
@@ -53,7 +53,7 @@ srvcpu=0-$(($(nproc) - 1)) clicpu=$srvcpu
 if [ "${SPLIT:-0}" = 1 ]; then
 	srvcpu=1 clicpu=0
 fi
-echo "perfdhcp -r $rate -p $secs, servers on CPUs $srvcpu, perfdhcp on CPUs $clicpu, $(nproc) vCPUs, $(date -u +%Y-%m-%d)"
+echo "perfdhcp -r $rate -p $secs -R ${CLIENTS:-100000}, servers on CPUs $srvcpu, perfdhcp on CPUs $clicpu, $(nproc) vCPUs, $(date -u +%Y-%m-%d)"
 
 go build -tags nomsgpack,grpcnotrace -o "$work/bootstrapd" ./cmd/bootstrapd
 mkdir -p "$work/kernels" "$work/data"
