@@ -96,7 +96,7 @@ func (s *DB) entryLocked(mac string) *activity {
 	if !known {
 		if s.pendingDiscovered >= s.maxDiscovered {
 			s.droppedSince++
-			s.metrics.dropped.Inc()
+			s.metrics.Dropped()
 			return nil
 		}
 		s.pendingDiscovered++

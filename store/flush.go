@@ -117,7 +117,7 @@ func (s *DB) flushLocked(sweep bool) error {
 		return nil
 	})
 	if err != nil && !errors.Is(err, errNoChange) {
-		s.metrics.flushErrors.Inc()
+		s.metrics.FlushFailed()
 		s.restore(batch)
 		return fmt.Errorf("flush activity of %d MACs: %w", len(batch), err)
 	}
@@ -127,11 +127,9 @@ func (s *DB) flushLocked(sweep bool) error {
 			s.rev.Add(1)
 		}
 		s.lastSweep = now
-		s.metrics.evicted.Add(float64(res.evicted))
-		s.metrics.expired.WithLabelValues(kindSeen).Add(float64(res.expiredSeen))
-		s.metrics.expired.WithLabelValues(kindEvent).Add(float64(res.expiredEvents))
+		s.metrics.Swept(res.evicted, res.expiredSeen, res.expiredEvents)
 	}
-	s.metrics.flushDuration.Observe(time.Since(start).Seconds())
+	s.metrics.Flushed(time.Since(start))
 	return nil
 }
 

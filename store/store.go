@@ -81,7 +81,7 @@ type DB struct {
 	db      *bolt.DB
 	now     func() time.Time
 	log     *slog.Logger
-	metrics *metrics
+	metrics *ActivityMetrics
 
 	maxEvents           int
 	maxDiscoveredEvents int
@@ -172,9 +172,9 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}
 	// Registered last, so a failed Open leaves nothing registered and can be retried.
-	m := newMetrics()
+	m := NewActivityMetrics("Time to write pending activity to disk (one transaction and its fsync), expiry and eviction included.")
 	if opts.Registerer != nil {
-		if err := m.register(opts.Registerer); err != nil {
+		if err := Register(opts.Registerer, m.Collectors()); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("open store %q: %w", path, err)
 		}

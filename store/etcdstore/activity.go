@@ -73,7 +73,7 @@ func (a *activity) entryLocked(mac string) *pending {
 	if !known {
 		if a.pendingDiscovered >= a.db.cfg.MaxDiscovered {
 			a.droppedSince++
-			a.db.metrics.dropped.Inc()
+			a.db.metrics.Dropped()
 			return nil
 		}
 		a.pendingDiscovered++
@@ -213,17 +213,17 @@ func (s *DB) flushLocked(sweep bool) error {
 	}
 	added, err := s.writeBatch(batch)
 	if err != nil {
-		s.metrics.flushErrors.Inc()
+		s.metrics.FlushFailed()
 		return fmt.Errorf("flush activity of %d MACs: %w", len(batch), err)
 	}
 	s.discovered += added
 	if sweep || s.discovered > s.cfg.MaxDiscovered {
 		if err := s.sweep(); err != nil {
-			s.metrics.flushErrors.Inc()
+			s.metrics.FlushFailed()
 			return fmt.Errorf("sweep: %w", err)
 		}
 	}
-	s.metrics.flushDuration.Observe(time.Since(start).Seconds())
+	s.metrics.Flushed(time.Since(start))
 	return nil
 }
 
@@ -475,9 +475,7 @@ func (s *DB) sweep() error {
 	}
 	s.discovered = min(len(lastHeard), s.cfg.MaxDiscovered)
 	s.lastSweep = now
-	s.metrics.evicted.Add(float64(evicted))
-	s.metrics.expired.WithLabelValues("seen").Add(float64(expiredSeen))
-	s.metrics.expired.WithLabelValues("event").Add(float64(expiredEvents))
+	s.metrics.Swept(evicted, expiredSeen, expiredEvents)
 	return nil
 }
 
