@@ -225,53 +225,17 @@ func (l *lab) startAppliance(t *testing.T, name, ns, addr, etcdURL string) *appl
 	t.Helper()
 	dir := filepath.Join(l.dir, "appliance-"+name)
 	kernels := filepath.Join(dir, "kernels")
-	if err := os.MkdirAll(filepath.Join(kernels, "net"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	k, err := os.ReadFile(l.env.kernel)
-	if err != nil {
-		t.Fatalf("kernel: %v", err)
-	}
 	// Kernels stay local to each appliance: each has its copy.
-	if err := os.WriteFile(filepath.Join(kernels, "zos-e2e.efi"), k, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("../zos-e2e.efi", filepath.Join(kernels, "net", "test.efi")); err != nil {
-		t.Fatal(err)
-	}
+	installKernel(t, kernels, l.env.kernel, "zos-e2e.efi", "test.efi")
 	a := &appliance{name: name, ns: ns, addr: addr, config: filepath.Join(dir, "appliance.yaml"), log: filepath.Join(l.out, "bootstrapd-"+name+".log")}
-	cfg := fmt.Sprintf(`http:
-  listen: ":8080"
-tftp:
-  listen: ":69"
-dhcp:
-  enabled: true
-  interfaces: [lan0]
-paths:
-  data: %q
-  kernels: %q
-  ipxe: %q
-networks:
-  test: "testing (v3)"
-admin:
-  socket: %q
-default_node:
-  network: ""
-boot:
-  base_args: "nomodeset panic=7200"
-  ntp: ""
-  retry_seconds: 5
-store:
+	cfg := applianceConfig(dir, kernels, l.env.ipxeDir, filepath.Join(dir, "admin.sock"), fmt.Sprintf(`store:
   backend: etcd
   etcd:
     endpoints: [%q]
     prefix: /e2e/
     dial_timeout: 2s
     name: %q
-log:
-  format: text
-  level: debug
-`, filepath.Join(dir, "data"), kernels, l.env.ipxeDir, filepath.Join(dir, "admin.sock"), etcdURL, name)
+`, etcdURL, name))
 	if err := os.WriteFile(a.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

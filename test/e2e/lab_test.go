@@ -139,33 +139,50 @@ func (l *lab) startDnsmasq(t *testing.T) {
 func (l *lab) startBootstrapd(t *testing.T) {
 	t.Helper()
 	kernels := filepath.Join(l.dir, "kernels")
+	installKernel(t, kernels, l.env.kernel, "zos-e2e.efi", "test.efi")
+	// The network's arm64 default: arm64 nodes must get this one, x86 nodes the other.
+	installKernel(t, kernels, l.env.kernelArm64, "zos-e2e-arm64.efi", "test-arm64.efi")
+	l.config = filepath.Join(l.dir, "appliance.yaml")
+	cfg := applianceConfig(l.dir, kernels, l.env.ipxeDir, filepath.Join(l.dir, "admin.sock"), "")
+	if err := os.WriteFile(l.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.bsd = start(t, "bootstrapd", l.bsdLog, l.env.ip, "netns", "exec", l.srvNS, l.env.bin, "serve", "--config", l.config)
+	dhcpUp := regexp.MustCompile(`msg=listening service=dhcp addr=\S+:67\b`)
+	tftpUp := regexp.MustCompile(`msg=listening service=tftp`)
+	waitUntil(t, 20*time.Second, "bootstrapd to listen on DHCP, TFTP and the admin socket", l.bsd, l.bsdLog, func() bool {
+		b, _ := os.ReadFile(l.bsdLog)
+		if !dhcpUp.Match(b) || !tftpUp.Match(b) {
+			return false
+		}
+		_, err := l.node("list")
+		return err == nil
+	})
+}
+
+// installKernel copies the kernel file src into kernels as name and points net/link at it.
+func installKernel(t *testing.T, kernels, src, name, link string) {
+	t.Helper()
 	if err := os.MkdirAll(filepath.Join(kernels, "net"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	k, err := os.ReadFile(l.env.kernel)
+	k, err := os.ReadFile(src)
 	if err != nil {
-		t.Fatalf("kernel: %v", err)
+		t.Fatalf("kernel %s: %v", src, err)
 	}
-	if err := os.WriteFile(filepath.Join(kernels, "zos-e2e.efi"), k, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(kernels, name), k, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink("../zos-e2e.efi", filepath.Join(kernels, "net", "test.efi")); err != nil {
+	if err := os.Symlink("../"+name, filepath.Join(kernels, "net", link)); err != nil {
 		t.Fatal(err)
 	}
-	// The network's arm64 default: arm64 nodes must get this one, x86 nodes the other.
-	k, err = os.ReadFile(l.env.kernelArm64)
-	if err != nil {
-		t.Fatalf("arm64 kernel: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(kernels, "zos-e2e-arm64.efi"), k, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("../zos-e2e-arm64.efi", filepath.Join(kernels, "net", "test-arm64.efi")); err != nil {
-		t.Fatal(err)
-	}
-	l.config = filepath.Join(l.dir, "appliance.yaml")
-	socket := filepath.Join(l.dir, "admin.sock")
-	cfg := fmt.Sprintf(`http:
+}
+
+// applianceConfig is a lab appliance's configuration: every service on the LAN side of
+// its namespace, the network test, its state under dir, then extra (YAML sections, such as
+// a store).
+func applianceConfig(dir, kernels, ipxeDir, socket, extra string) string {
+	return fmt.Sprintf(`http:
   listen: ":8080"
 tftp:
   listen: ":69"
@@ -189,21 +206,7 @@ boot:
 log:
   format: text
   level: debug
-`, filepath.Join(l.dir, "data"), kernels, l.env.ipxeDir, socket)
-	if err := os.WriteFile(l.config, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l.bsd = start(t, "bootstrapd", l.bsdLog, l.env.ip, "netns", "exec", l.srvNS, l.env.bin, "serve", "--config", l.config)
-	dhcpUp := regexp.MustCompile(`msg=listening service=dhcp addr=\S+:67\b`)
-	tftpUp := regexp.MustCompile(`msg=listening service=tftp`)
-	waitUntil(t, 20*time.Second, "bootstrapd to listen on DHCP, TFTP and the admin socket", l.bsd, l.bsdLog, func() bool {
-		b, _ := os.ReadFile(l.bsdLog)
-		if !dhcpUp.Match(b) || !tftpUp.Match(b) {
-			return false
-		}
-		_, err := l.node("list")
-		return err == nil
-	})
+`, filepath.Join(dir, "data"), kernels, ipxeDir, socket) + extra
 }
 
 // waitUntil polls cond until it holds, p exits or d passes.
