@@ -15,9 +15,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// sweepEvery is how often Run expires old activity: a sweep reads every seen entry and the
-// oldest event of every MAC, too much for each flush, and a minute is nothing next to a
-// TTL of hours or days.
+// sweepEvery is how often Run expires old activity: a sweep reads every seen
+// entry and the oldest event of every MAC, too much for each flush, and a minute is nothing
+// next to a TTL of hours or days.
 const sweepEvery = time.Minute
 
 // errNoChange rolls back a write transaction that changed nothing, so it costs no fsync.
@@ -29,26 +29,38 @@ var errNoChange = errors.New("no change")
 // logged and counted (the activity is kept for the next try), never fatal: a full disk must
 // not stop the boots.
 func (s *DB) Run(ctx context.Context) {
-	t := time.NewTicker(s.flushInterval)
+	RunFlushes(ctx, s.flushInterval, s.sweepDue, s.flush, func(err error) {
+		s.log.Error("store: flush", "err", err)
+	})
+}
+
+func (s *DB) sweepDue() bool {
+	s.flushMu.RLock()
+	defer s.flushMu.RUnlock()
+	return s.now().Sub(s.lastSweep) >= sweepEvery
+}
+
+// RunFlushes is a backend's flush loop: flush every interval, sweeping when sweepDue says,
+// until ctx ends, then once more without a sweep. It returns early once flush reports
+// ErrClosed: Close wrote the activity, nothing is left to do. Any other error goes to
+// failed, the final flush's too.
+func RunFlushes(ctx context.Context, interval time.Duration, sweepDue func() bool, flush func(sweep bool) error, failed func(error)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			if err := s.flush(false); err != nil && !errors.Is(err, ErrClosed) {
-				s.log.Error("store: final flush", "err", err)
+			if err := flush(false); err != nil && !errors.Is(err, ErrClosed) {
+				failed(fmt.Errorf("final flush: %w", err))
 			}
 			return
 		case <-t.C:
-			s.flushMu.RLock()
-			sweep := s.now().Sub(s.lastSweep) >= sweepEvery
-			s.flushMu.RUnlock()
-			err := s.flush(sweep)
+			err := flush(sweepDue())
 			if errors.Is(err, ErrClosed) {
-				// Closed under a running Run: Close wrote the activity, nothing is left to do.
 				return
 			}
 			if err != nil {
-				s.log.Error("store: flush", "err", err)
+				failed(err)
 			}
 		}
 	}

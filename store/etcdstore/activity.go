@@ -156,31 +156,19 @@ func (s *DB) AppendEvent(mac string, ev store.Event) error {
 // Run writes the pending activity every FlushInterval and sweeps about once a minute,
 // until ctx ends or the store is closed; then it flushes one last time.
 func (s *DB) Run(ctx context.Context) {
-	t := time.NewTicker(s.cfg.FlushInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			if err := s.flush(false); err != nil && !errors.Is(err, store.ErrClosed) {
-				s.log.Error("store: final flush", "err", err)
-			}
-			return
-		case <-t.C:
-			s.flushMu.RLock()
-			sweep := s.now().Sub(s.lastSweep) >= sweepEvery
-			s.flushMu.RUnlock()
-			err := s.flush(sweep)
-			switch {
-			case errors.Is(err, store.ErrClosed):
-				return
-			case errors.Is(err, store.ErrUnavailable) && !s.isUp():
-				// The probe said so once; the activity waits in memory, bounded.
-				s.log.Debug("store: flush waits for etcd", "err", err)
-			case err != nil:
-				s.log.Error("store: flush", "err", err)
-			}
-		}
+	sweepDue := func() bool {
+		s.flushMu.RLock()
+		defer s.flushMu.RUnlock()
+		return s.now().Sub(s.lastSweep) >= sweepEvery
 	}
+	store.RunFlushes(ctx, s.cfg.FlushInterval, sweepDue, s.flush, func(err error) {
+		if errors.Is(err, store.ErrUnavailable) && !s.isUp() {
+			// The probe said so once; the activity waits in memory, bounded.
+			s.log.Debug("store: flush waits for etcd", "err", err)
+			return
+		}
+		s.log.Error("store: flush", "err", err)
+	})
 }
 
 // Flush writes the pending activity now, then applies the bounds to what is in etcd.
