@@ -352,6 +352,8 @@ func (s *Server) handle(l *listener, b []byte, cm *ipv4.ControlMessage, src net.
 func (s *Server) send(l *listener, out []ipv4.Message, sent []sentReply) {
 	for start := 0; start < len(out); {
 		n, err := l.pc.WriteBatch(out[start:], 0)
+		// sendmmsg reports -1 with its error when the first message fails.
+		n = max(0, min(n, len(out)-start))
 		for _, r := range sent[start : start+n] {
 			s.replied(r)
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/net/ipv4"
 
 	"github.com/threefoldtech/bootstrapd/ipxe"
 	"github.com/threefoldtech/bootstrapd/store/timeline"
@@ -602,6 +603,55 @@ func TestWarnLimiter(t *testing.T) {
 		ok, held := w.allow(st.key, t0.Add(st.at))
 		if ok != st.wantOK || held != st.wantHeld {
 			t.Errorf("step %d (%s at %v): allow = %v, %d; want %v, %d", i, st.key, st.at, ok, held, st.wantOK, st.wantHeld)
+		}
+	}
+}
+
+// A reply the kernel refuses (here: IP_PKTINFO names no interface) is counted and logged, and
+// the rest of its batch still goes. sendmmsg reports the failed first message as -1.
+func TestSendBatchWithRefusedReply(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	srv, _ := loopbackServer(t, Config{HTTPPort: 8080, Logger: testLogger(t), Registerer: reg})
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	l := &listener{role: rolePXE, pc: ipv4.NewPacketConn(c)}
+	client, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	to := client.LocalAddr().(*net.UDPAddr)
+	bad := (&ipv4.ControlMessage{IfIndex: 1 << 20}).Marshal()
+	good := (&ipv4.ControlMessage{Src: net.IPv4(127, 0, 0, 1)}).Marshal()
+	for _, order := range [][]bool{{false, true}, {true, false, true}} { // false: refused
+		var out []ipv4.Message
+		var sent []sentReply
+		for i, ok := range order {
+			oob := bad
+			if ok {
+				oob = good
+			}
+			out = append(out, ipv4.Message{Buffers: [][]byte{{byte(i)}}, OOB: oob, Addr: to})
+			sent = append(sent, sentReply{d: decision{Kind: kindBinary, Reply: &dhcpv4.DHCPv4{}}})
+		}
+		before := testutil.ToFloat64(srv.m.dropped.WithLabelValues(dropSendFailed))
+		srv.send(l, out, sent) // must not panic
+		if got := testutil.ToFloat64(srv.m.dropped.WithLabelValues(dropSendFailed)) - before; got != 1 {
+			t.Errorf("batch %v: %v sends counted as failed, want 1", order, got)
+		}
+		for i, ok := range order {
+			if !ok {
+				continue
+			}
+			buf := make([]byte, 16)
+			_ = client.SetReadDeadline(time.Now().Add(2 * time.Second))
+			n, _, err := client.ReadFrom(buf)
+			if err != nil || n != 1 || buf[0] != byte(i) {
+				t.Fatalf("batch %v: message %d not delivered: %v (%d bytes, %x)", order, i, err, n, buf[:n])
+			}
 		}
 	}
 }
