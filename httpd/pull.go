@@ -2,7 +2,6 @@ package httpd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -56,8 +55,8 @@ func (s *Server) apiPull(c *gin.Context, a *api) {
 		return
 	}
 	var in PullInput
-	if err := json.NewDecoder(c.Request.Body).Decode(&in); err != nil {
-		a.apiFail(c, fmt.Errorf("%w: %v", errBadInput, err))
+	if err := readJSON(c, &in); err != nil {
+		a.apiFail(c, err)
 		return
 	}
 	if err := kernels.ValidateUpstream(in.URL); err != nil {

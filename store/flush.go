@@ -15,9 +15,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// sweepEvery is how often Run expires old activity: a sweep reads every seen
-// entry and the oldest event of every MAC, too much for each flush, and a minute is nothing
-// next to a TTL of hours or days.
+// sweepEvery is how often Run expires old activity: a sweep reads every seen entry and the
+// oldest event of every MAC, too much for each flush, and a minute is nothing next to a
+// TTL of hours or days.
 const sweepEvery = time.Minute
 
 // errNoChange rolls back a write transaction that changed nothing, so it costs no fsync.

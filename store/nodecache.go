@@ -42,10 +42,10 @@ func (c *nodeCache) get(mac string) (Node, bool) {
 func (c *nodeCache) put(gen uint64, n Node) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch {
-	case gen < c.mapGen || gen != c.gen.Load():
+	if gen != c.gen.Load() {
 		return // read before a write that has committed since
-	case gen > c.mapGen || c.m == nil:
+	}
+	if gen != c.mapGen || c.m == nil {
 		c.m = map[string]Node{}
 		c.mapGen = gen
 	}

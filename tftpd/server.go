@@ -114,7 +114,10 @@ type Transfer struct {
 
 // Server is a read-only TFTP server bound to one UDP socket.
 type Server struct {
-	files      fs.FS
+	files fs.FS
+	// readers are the buffers files are read through, 16 KiB each: at most one per
+	// transfer, and tftp.max_transfers bounds those.
+	readers    sync.Pool
 	log        *slog.Logger
 	metrics    *metrics
 	onTransfer func(Transfer)
@@ -306,10 +309,6 @@ func newRequest(transfer any) reqInfo {
 
 func (r reqInfo) source() netip.Addr { return addrPort(r.remote).Addr() }
 
-// readers are the buffers files are read through, 16 KiB each: at most one per transfer,
-// and tftp.max_transfers bounds those.
-var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
-
 // read is pin/tftp's read handler. An error it returns has already been sent to the client
 // (see reject); pin/tftp has already sent one for errors of rf.ReadFrom.
 func (s *Server) read(name string, rf io.ReaderFrom) error {
@@ -363,11 +362,14 @@ func (s *Server) send(req reqInfo, t *Transfer, rf io.ReaderFrom) (int64, error)
 	}
 	// pin/tftp reads one block at a time: a buffer turns 11 reads of the file into one
 	// (a syscall per block was a tenth of a 1,000-node storm's TFTP CPU).
-	br := readers.Get().(*bufio.Reader)
+	br, _ := s.readers.Get().(*bufio.Reader)
+	if br == nil {
+		br = bufio.NewReaderSize(nil, 16<<10)
+	}
 	br.Reset(f)
 	n, err := rf.ReadFrom(br)
 	br.Reset(nil)
-	readers.Put(br)
+	s.readers.Put(br)
 	if err != nil {
 		if s.slots.isAbandoned() {
 			err = fmt.Errorf("abandoned at shutdown: %w", err)

@@ -104,10 +104,8 @@ func NewRecorder(db Activity, log *slog.Logger, reg prometheus.Registerer) (*Rec
 		r.stages.WithLabelValues(string(s))
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{r.stages, r.heldBack} {
-			if err := reg.Register(c); err != nil {
-				return nil, err
-			}
+		if err := store.Register(reg, []prometheus.Collector{r.stages, r.heldBack}); err != nil {
+			return nil, err
 		}
 	}
 	return r, nil
@@ -140,20 +138,20 @@ func (r *Recorder) Record(e Event) {
 // logStage writes the stage's line: at Info within the budget, else at Debug.
 func (r *Recorder) logStage(mac string, e Event, ip string) {
 	ctx := context.Background()
+	lvl := slog.LevelInfo
 	if !r.budget.AllowN(r.now(), 1) {
+		lvl = slog.LevelDebug
 		r.heldBack.Inc()
 		r.held.Add(1)
-		if r.log.Enabled(ctx, slog.LevelDebug) {
-			r.log.Debug("boot stage", "mac", mac, "stage", e.Stage, "detail", e.Detail, "remote", ip)
+	}
+	if !r.log.Enabled(ctx, lvl) {
+		return
+	}
+	args := []any{"mac", mac, "stage", e.Stage, "detail", e.Detail, "remote", ip}
+	if lvl == slog.LevelInfo {
+		if held := r.held.Swap(0); held > 0 {
+			args = append(args, "held_back", held)
 		}
-		return
 	}
-	if !r.log.Enabled(ctx, slog.LevelInfo) {
-		return
-	}
-	if held := r.held.Swap(0); held > 0 {
-		r.log.Info("boot stage", "mac", mac, "stage", e.Stage, "detail", e.Detail, "remote", ip, "held_back", held)
-		return
-	}
-	r.log.Info("boot stage", "mac", mac, "stage", e.Stage, "detail", e.Detail, "remote", ip)
+	r.log.Log(ctx, lvl, "boot stage", args...)
 }
