@@ -37,19 +37,6 @@ const (
 	MaxIPLen   = 45
 )
 
-// activity is what the network told the store about one MAC since the last flush.
-type activity struct {
-	// seen is the change to the seen entry: FirstSeen and LastSeen of the pending marks,
-	// Count of them, and the last non-empty Arch and IP. nil: no mark pending.
-	seen *Seen
-	// events are the pending events, oldest first, at most maxEvents: older ones would be
-	// trimmed on disk anyway.
-	events []Event
-	// discovered: the MAC had no record when the entry was made, so it counts against
-	// MaxDiscovered in pendingDiscovered.
-	discovered bool
-}
-
 // MarkSeen records that mac asked for something. Empty arch or ip keep the previous value;
 // so do ones beyond MaxArchLen or MaxIPLen, not UTF-8 or with control characters. It only
 // touches memory: the next flush writes it. When the pending activity is at its bound the
@@ -60,91 +47,16 @@ func (s *DB) MarkSeen(mac, arch, ip string) error {
 	if err != nil {
 		return err
 	}
-	arch, ip = dropLong(arch, MaxArchLen), dropLong(ip, MaxIPLen)
-	now := s.now().UTC()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a := s.entryLocked(m)
-	if a == nil {
-		return nil
+	if s.pending.Mark(m, s.now().UTC(), arch, ip) {
+		s.rev.Add(1)
 	}
-	if a.seen == nil {
-		a.seen = &Seen{MAC: m, FirstSeen: now}
-	}
-	a.seen.LastSeen = now
-	a.seen.Count++
-	// Cloned: a caller's string is often a slice of the whole request (a URL query value
-	// is), which a 16-byte field would otherwise keep alive until the flush.
-	if arch != "" && arch != a.seen.Arch {
-		a.seen.Arch = strings.Clone(arch)
-	}
-	if ip != "" && ip != a.seen.IP {
-		a.seen.IP = strings.Clone(ip)
-	}
-	s.rev.Add(1)
 	return nil
 }
 
-// entryLocked returns mac's pending entry, making one if the bound allows, else counts a
-// drop and returns nil. A MAC with a record always gets one: those entries are bounded by
-// the records, and a flood of spoofed MACs must not crowd out the real nodes.
-func (s *DB) entryLocked(mac string) *activity {
-	if a, ok := s.pending[mac]; ok {
-		return a
-	}
-	_, known := s.known[mac]
-	if !known {
-		if s.pendingDiscovered >= s.maxDiscovered {
-			s.droppedSince++
-			s.metrics.Dropped()
-			return nil
-		}
-		s.pendingDiscovered++
-	}
-	a := &activity{discovered: !known}
-	s.pending[mac] = a
-	return a
-}
-
 func (s *DB) addKnown(mac string) {
-	s.mu.Lock()
+	s.knownMu.Lock()
 	s.known[mac] = struct{}{}
-	s.mu.Unlock()
-}
-
-// dropPendingLocked forgets mac's pending activity; it reports whether there was any.
-func (s *DB) dropPendingLocked(mac string) bool {
-	a, ok := s.pending[mac]
-	if !ok {
-		return false
-	}
-	if a.discovered {
-		s.pendingDiscovered--
-	}
-	delete(s.pending, mac)
-	return true
-}
-
-// restore puts back the activity of a failed flush, under the newer activity that arrived
-// meanwhile, so a transient disk error (full, EIO) loses nothing the bounds allow to keep.
-func (s *DB) restore(batch map[string]*activity) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for mac, old := range batch {
-		a := s.entryLocked(mac)
-		if a == nil {
-			continue
-		}
-		if old.seen != nil {
-			if a.seen == nil {
-				a.seen = old.seen
-			} else {
-				merged := mergeSeen(old.seen, *a.seen)
-				a.seen = &merged
-			}
-		}
-		a.events = lastN(append(old.events, a.events...), s.maxEvents)
-	}
+	s.knownMu.Unlock()
 }
 
 // mergeSeen applies a pending change d to the entry before it (nil: none).
@@ -217,9 +129,7 @@ func (s *DB) Forget(mac string) error {
 	}
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	s.mu.Lock()
-	had := s.dropPendingLocked(string(k))
-	s.mu.Unlock()
+	had := s.pending.Forget(string(k))
 	var onDisk bool
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		var err error
@@ -261,25 +171,6 @@ func deleteActivity(tx *bolt.Tx, k []byte) (bool, error) {
 	return found, nil
 }
 
-// pendingSeen copies the pending seen changes: all of them for mac "", else mac's.
-func (s *DB) pendingSeen(mac string) map[string]Seen {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := map[string]Seen{}
-	if mac != "" {
-		if a := s.pending[mac]; a != nil && a.seen != nil {
-			out[mac] = *a.seen
-		}
-		return out
-	}
-	for m, a := range s.pending {
-		if a.seen != nil {
-			out[m] = *a.seen
-		}
-	}
-	return out
-}
-
 // Reads merge the pending activity into what is on disk rather than flush first: an
 // operator's read (or a /metrics scrape) then never writes, and never waits for more than a
 // flush already running.
@@ -288,7 +179,7 @@ func (s *DB) pendingSeen(mac string) map[string]Seen {
 func (s *DB) ListSeen() ([]Seen, error) {
 	s.flushMu.RLock()
 	defer s.flushMu.RUnlock()
-	pend := s.pendingSeen("")
+	pend := s.pending.Seen("")
 	out := []Seen{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketSeen).ForEach(func(k, v []byte) error {
@@ -338,7 +229,7 @@ func (s *DB) GetSeen(mac string) (Seen, error) {
 	if err != nil {
 		return Seen{}, err
 	}
-	d, ok := s.pendingSeen(string(k))[string(k)]
+	d, ok := s.pending.Seen(string(k))[string(k)]
 	switch {
 	case ok:
 		return mergeSeen(disk, d), nil
@@ -352,7 +243,7 @@ func (s *DB) GetSeen(mac string) (Seen, error) {
 func (s *DB) CountNodes(seenSince time.Time) (known, seen int, err error) {
 	s.flushMu.RLock()
 	defer s.flushMu.RUnlock()
-	pend := s.pendingSeen("")
+	pend := s.pending.Seen("")
 	err = s.db.View(func(tx *bolt.Tx) error {
 		known = tx.Bucket(bucketNodes).Stats().KeyN
 		return tx.Bucket(bucketSeen).ForEach(func(k, v []byte) error {

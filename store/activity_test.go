@@ -255,18 +255,13 @@ func TestPendingBound(t *testing.T) {
 			clk := newFakeClock()
 			db, _ := openTest(t, Options{Now: clk.now, MaxDiscovered: tc.max, MaxEvents: tc.maxEvents})
 			runSteps(t, db, clk, tc.steps)
-			db.mu.Lock()
 			var got []int
 			for i := range 10 {
-				if _, ok := db.pending[testMAC(i)]; ok {
+				if len(db.pending.Seen(testMAC(i))) > 0 || len(db.pending.Events(testMAC(i))) > 0 {
 					got = append(got, i)
 				}
 			}
-			var events int
-			if a := db.pending[testMAC(0)]; a != nil {
-				events = len(a.events)
-			}
-			db.mu.Unlock()
+			events := len(db.pending.Events(testMAC(0)))
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("pending MACs (-want +got):\n%s", diff)
 			}
@@ -688,30 +683,29 @@ func TestRestoreKeepsOrder(t *testing.T) {
 	must(t, db.MarkSeen(mac, "EFI x86-64", "192.0.2.1"))
 	must(t, db.AppendEvent(mac, Event{Stage: "1"}))
 	must(t, db.AppendEvent(mac, Event{Stage: "2"}))
-	db.mu.Lock()
-	batch := db.pending
-	db.pending, db.pendingDiscovered = map[string]*activity{}, 0
-	db.mu.Unlock()
+	batch := db.pending.Take()
 	clk.advance(time.Minute)
 	must(t, db.MarkSeen(mac, "", "192.0.2.9"))
 	must(t, db.AppendEvent(mac, Event{Stage: "3"}))
 	must(t, db.AppendEvent(mac, Event{Stage: "4"}))
-	db.restore(batch)
+	db.pending.Restore(batch)
 
-	a := db.pending[mac]
 	want := Seen{MAC: mac, FirstSeen: t0, LastSeen: clk.now(), Arch: "EFI x86-64", IP: "192.0.2.9", Count: 2}
-	if diff := cmp.Diff(want, *a.seen); diff != "" {
+	if diff := cmp.Diff(map[string]Seen{mac: want}, db.pending.Seen(mac)); diff != "" {
 		t.Errorf("seen (-want +got):\n%s", diff)
 	}
 	var stages []string
-	for _, e := range a.events {
+	for _, e := range db.pending.Events(mac) {
 		stages = append(stages, e.Stage)
 	}
 	if diff := cmp.Diff([]string{"2", "3", "4"}, stages); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
-	if db.pendingDiscovered != 1 {
-		t.Errorf("pendingDiscovered = %d, want 1", db.pendingDiscovered)
+	db.pending.mu.Lock()
+	discovered := db.pending.discovered
+	db.pending.mu.Unlock()
+	if discovered != 1 {
+		t.Errorf("pending discovered = %d, want 1", discovered)
 	}
 }
 
@@ -831,11 +825,11 @@ func TestActivityDoesNotPinCallerBuffers(t *testing.T) {
 	detail := strings.Repeat("d", 1<<20)
 	must(t, db.MarkSeen(mac, arch, "192.0.2.1"))
 	must(t, db.AppendEvent(mac, Event{Stage: detail[:10], Detail: detail}))
-	db.mu.Lock()
-	a := db.pending[mac]
-	db.mu.Unlock()
+	db.pending.mu.Lock()
+	a := db.pending.entries[mac]
+	db.pending.mu.Unlock()
 	for name, c := range map[string]struct{ kept, caller string }{
-		"arch": {a.seen.Arch, query}, "stage": {a.events[0].Stage, detail}, "detail": {a.events[0].Detail, detail},
+		"arch": {a.Seen.Arch, query}, "stage": {a.Events[0].Stage, detail}, "detail": {a.Events[0].Detail, detail},
 	} {
 		if unsafe.StringData(c.kept) == unsafe.StringData(c.caller) {
 			t.Errorf("%s shares the caller's buffer", name)

@@ -59,10 +59,6 @@ func CleanEvent(ev Event, now time.Time) Event {
 	return ev
 }
 
-// CleanSeenField is s if it fits in n bytes of printable UTF-8, else "" (Seen.Arch and
-// Seen.IP: a cut value would be a wrong one).
-func CleanSeenField(s string, n int) string { return strings.Clone(dropLong(s, n)) }
-
 // MergeSeen applies the marks in d (FirstSeen and LastSeen of them, Count of them, the last
 // non-empty Arch and IP) to the entry before them; nil before: none.
 func MergeSeen(before *Seen, d Seen) Seen { return mergeSeen(before, d) }

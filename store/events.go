@@ -3,7 +3,6 @@ package store
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -28,33 +27,9 @@ func (s *DB) AppendEvent(mac string, ev Event) error {
 	if err != nil {
 		return err
 	}
-	if ev.Time.IsZero() {
-		ev.Time = s.now()
+	if s.pending.Append(m, CleanEvent(ev, s.now())) {
+		s.rev.Add(1)
 	}
-	ev.Time = ev.Time.UTC()
-	// Cloned, as in MarkSeen: a cut string still shares the caller's whole buffer.
-	ev.Stage = strings.Clone(truncate(ev.Stage, MaxStageLen))
-	ev.Detail = strings.Clone(truncate(ev.Detail, MaxDetailLen))
-	if ev.Appliance != "" {
-		ev.Appliance = strings.Clone(truncate(ev.Appliance, MaxStageLen))
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a := s.entryLocked(m)
-	if a == nil {
-		return nil
-	}
-	limit := s.maxEvents
-	if a.discovered {
-		limit = s.maxDiscoveredEvents
-	}
-	if len(a.events) >= limit {
-		// Shift rather than reslice, so the backing array stays limit long.
-		copy(a.events, a.events[1:])
-		a.events = a.events[:len(a.events)-1]
-	}
-	a.events = append(a.events, ev)
-	s.rev.Add(1)
 	return nil
 }
 
@@ -84,10 +59,6 @@ func (s *DB) Events(mac string) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	if a := s.pending[string(k)]; a != nil {
-		out = append(out, a.events...)
-	}
-	s.mu.Unlock()
+	out = append(out, s.pending.Events(string(k))...)
 	return lastN(out, s.maxEvents), nil
 }

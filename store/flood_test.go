@@ -221,3 +221,49 @@ func BenchmarkMarkSeen(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkFlush is one flush of a rack's activity: 1,000 MACs without a record, each
+// already holding a full timeline on disk, each marked seen and given perMAC identical
+// events since the last flush (a node that repeats its DISCOVER).
+func BenchmarkFlush(b *testing.B) {
+	for _, perMAC := range []int{1, 2, 10} {
+		b.Run(fmt.Sprintf("events=%d", perMAC), func(b *testing.B) {
+			db, err := Open(b.TempDir()+"/bootstrapd.db", Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			macs := make([]string, 1000)
+			for i := range macs {
+				macs[i] = testMAC(i)
+			}
+			load := func() {
+				for _, m := range macs {
+					if err := db.MarkSeen(m, "EFI x86-64", "192.0.2.1"); err != nil {
+						b.Fatal(err)
+					}
+					for range perMAC {
+						if err := db.AppendEvent(m, Event{Stage: "proxy-offer", Detail: "ipxe-amd64.efi over TFTP"}); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			}
+			for range DefaultMaxDiscoveredEvents {
+				load()
+				if err := db.flush(false); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				load()
+				b.StartTimer()
+				if err := db.flush(false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -88,17 +88,7 @@ func (s *DB) flushLocked(sweep bool) error {
 		return ErrClosed
 	}
 	start := time.Now()
-	s.mu.Lock()
-	batch := s.pending
-	s.pending = make(map[string]*activity, len(batch))
-	s.pendingDiscovered = 0
-	dropped := s.droppedSince
-	s.droppedSince = 0
-	s.mu.Unlock()
-	if dropped > 0 {
-		s.log.Warn("store: pending activity at its bound, activity dropped (spoofed MACs?)",
-			"dropped", dropped, "max_discovered", s.maxDiscovered)
-	}
+	batch := s.pending.Take()
 	if len(batch) == 0 && !sweep {
 		// Nothing can have pushed the discovered MACs past the cap since the last flush.
 		return nil
@@ -130,7 +120,7 @@ func (s *DB) flushLocked(sweep bool) error {
 	})
 	if err != nil && !errors.Is(err, errNoChange) {
 		s.metrics.FlushFailed()
-		s.restore(batch)
+		s.pending.Restore(batch)
 		return fmt.Errorf("flush activity of %d MACs: %w", len(batch), err)
 	}
 	s.discovered = est
@@ -147,7 +137,7 @@ func (s *DB) flushLocked(sweep bool) error {
 
 // writeBatch writes pending activity; it returns how many MACs without a record it added
 // to the disk.
-func (s *DB) writeBatch(tx *bolt.Tx, batch map[string]*activity) (added int, err error) {
+func (s *DB) writeBatch(tx *bolt.Tx, batch map[string]*PendingEntry[Event]) (added int, err error) {
 	nodes, seen, events := tx.Bucket(bucketNodes), tx.Bucket(bucketSeen), tx.Bucket(bucketEvents)
 	// In key order: neighbouring MACs share pages, so the transaction dirties fewer of them.
 	for _, mac := range slices.Sorted(maps.Keys(batch)) {
@@ -156,7 +146,7 @@ func (s *DB) writeBatch(tx *bolt.Tx, batch map[string]*activity) (added int, err
 		if nodes.Get(k) == nil && old == nil && events.Bucket(k) == nil {
 			added++
 		}
-		if a.seen != nil {
+		if a.Seen != nil {
 			var before *Seen
 			if old != nil {
 				before = &Seen{}
@@ -166,17 +156,17 @@ func (s *DB) writeBatch(tx *bolt.Tx, batch map[string]*activity) (added int, err
 					before = nil
 				}
 			}
-			if err := putJSON(seen, k, mergeSeen(before, *a.seen)); err != nil {
+			if err := putJSON(seen, k, mergeSeen(before, *a.Seen)); err != nil {
 				return 0, fmt.Errorf("seen %s: %w", mac, err)
 			}
 		}
-		if len(a.events) > 0 {
+		if len(a.Events) > 0 {
 			keep := s.maxEvents
 			if nodes.Get(k) == nil {
 				// Anyone can invent a MAC: its timeline is kept short.
 				keep = s.maxDiscoveredEvents
 			}
-			if err := appendEvents(events, k, a.events, keep); err != nil {
+			if err := appendEvents(events, k, a.Events, keep); err != nil {
 				return 0, fmt.Errorf("events of %s: %w", mac, err)
 			}
 		}

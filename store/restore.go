@@ -69,13 +69,13 @@ func (s *DB) Restore(d Dump) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	s.nodes.changed()
-	s.mu.Lock()
+	s.knownMu.Lock()
 	for _, n := range d.Nodes {
 		if m, err := ParseMAC(n.MAC); err == nil {
 			s.known[m] = struct{}{}
 		}
 	}
-	s.mu.Unlock()
+	s.knownMu.Unlock()
 	s.rev.Add(1)
 	return nil
 }

@@ -103,17 +103,12 @@ type DB struct {
 	discovered int
 	lastSweep  time.Time
 
-	// mu guards the pending activity and the set of known MACs. It is held only for map
-	// operations, never across disk I/O, so a request never waits on the disk.
-	mu      sync.Mutex
-	pending map[string]*activity
-	// pendingDiscovered counts the pending entries of MACs without a record, which
-	// MaxDiscovered bounds; entries of known MACs are bounded by the records.
-	pendingDiscovered int
-	// droppedSince counts activity dropped since the last flush, for one warning per flush
-	// instead of one per request.
-	droppedSince int
-	known        map[string]struct{}
+	// pending is the activity the next flush writes.
+	pending *Pending[Event]
+	// knownMu guards known, the MACs with a record. It is held only for map operations,
+	// never across disk I/O, so a request never waits on the disk.
+	knownMu sync.Mutex
+	known   map[string]struct{}
 
 	// rev counts changes readers can see (see Revision).
 	rev atomic.Uint64
@@ -179,15 +174,25 @@ func Open(path string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("open store %q: %w", path, err)
 		}
 	}
-	return &DB{
+	s := &DB{
 		db: db, now: opts.Now, log: opts.Logger, metrics: m,
 		maxEvents: opts.MaxEvents, maxDiscoveredEvents: opts.MaxDiscoveredEvents, maxDiscovered: opts.MaxDiscovered,
 		eventTTL: opts.EventTTL, flushInterval: opts.FlushInterval,
 		// Unknown until the first full scan: start above the cap so the first flush does one.
 		discovered: opts.MaxDiscovered + 1,
-		pending:    map[string]*activity{},
 		known:      known,
-	}, nil
+	}
+	lim := PendingLimits{MaxDiscovered: opts.MaxDiscovered, MaxEvents: opts.MaxEvents, MaxDiscoveredEvents: opts.MaxDiscoveredEvents}
+	s.pending = NewPending[Event](lim, s.isKnown, m.Dropped, opts.Logger)
+	return s, nil
+}
+
+// isKnown reports whether mac has a record.
+func (s *DB) isKnown(mac string) bool {
+	s.knownMu.Lock()
+	defer s.knownMu.Unlock()
+	_, ok := s.known[mac]
+	return ok
 }
 
 // Close writes the pending activity, then closes the file: a clean shutdown loses nothing.
@@ -283,10 +288,7 @@ func (s *DB) GetNode(mac string) (Node, error) {
 	// Most MACs that ask have no record (a LAN's other PXE clients, a flood of made-up ones):
 	// the set of MACs with a record answers those without a transaction. It is updated
 	// right after each write commits, as the cache is.
-	s.mu.Lock()
-	_, known := s.known[string(k)]
-	s.mu.Unlock()
-	if !known {
+	if !s.isKnown(string(k)) {
 		return Node{}, fmt.Errorf("%w: %s", ErrNotFound, k)
 	}
 	gen := s.nodes.generation()
@@ -331,10 +333,12 @@ func (s *DB) DeleteNode(mac string) error {
 		return err
 	}
 	s.nodes.changed()
-	s.mu.Lock()
+	// The record goes first: activity that arrives after its pending entry is dropped
+	// below then counts as a MAC without a record.
+	s.knownMu.Lock()
 	delete(s.known, string(k))
-	s.dropPendingLocked(string(k))
-	s.mu.Unlock()
+	s.knownMu.Unlock()
+	s.pending.Forget(string(k))
 	s.rev.Add(1)
 	return nil
 }

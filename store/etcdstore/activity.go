@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -28,13 +29,6 @@ type pendingEvent struct {
 	ev  store.Event
 }
 
-// pending is what the network told this appliance about one MAC since the last flush.
-type pending struct {
-	seen       *store.Seen
-	events     []pendingEvent
-	discovered bool
-}
-
 // activity is the write-behind half of DB: the bbolt store's bounds, etcd's writes.
 type activity struct {
 	db *DB
@@ -46,11 +40,9 @@ type activity struct {
 	discovered int // upper bound on the MACs without a record in etcd, exact after a sweep
 	lastSweep  time.Time
 
-	mu                sync.Mutex
-	pend              map[string]*pending
-	pendingDiscovered int
-	droppedSince      int
-	seq               uint64
+	pending *store.Pending[pendingEvent]
+	// seq tells apart the keys of events this appliance saw in the same nanosecond.
+	seq atomic.Uint64
 
 	// lastSeen is when each MAC was last seen at the last CountNodes that could read
 	// etcd: /metrics counts from it while etcd is down.
@@ -60,39 +52,10 @@ type activity struct {
 
 func (a *activity) init(db *DB) {
 	a.db = db
-	a.pend = map[string]*pending{}
-	a.discovered = db.cfg.MaxDiscovered + 1
-}
-
-// entryLocked returns mac's pending entry, making one if the bound allows.
-func (a *activity) entryLocked(mac string) *pending {
-	if p, ok := a.pend[mac]; ok {
-		return p
-	}
-	known := a.db.isKnown(mac)
-	if !known {
-		if a.pendingDiscovered >= a.db.cfg.MaxDiscovered {
-			a.droppedSince++
-			a.db.metrics.Dropped()
-			return nil
-		}
-		a.pendingDiscovered++
-	}
-	p := &pending{discovered: !known}
-	a.pend[mac] = p
-	return p
-}
-
-func (a *activity) dropPendingLocked(mac string) bool {
-	p, ok := a.pend[mac]
-	if !ok {
-		return false
-	}
-	if p.discovered {
-		a.pendingDiscovered--
-	}
-	delete(a.pend, mac)
-	return true
+	o := db.cfg.Options
+	lim := store.PendingLimits{MaxDiscovered: o.MaxDiscovered, MaxEvents: o.MaxEvents, MaxDiscoveredEvents: o.MaxDiscoveredEvents}
+	a.pending = store.NewPending[pendingEvent](lim, db.isKnown, db.metrics.Dropped, db.log)
+	a.discovered = o.MaxDiscovered + 1
 }
 
 // MarkSeen records that mac asked for something; memory only, as in the bbolt store.
@@ -101,26 +64,9 @@ func (s *DB) MarkSeen(mac, arch, ip string) error {
 	if err != nil {
 		return err
 	}
-	arch, ip = store.CleanSeenField(arch, store.MaxArchLen), store.CleanSeenField(ip, store.MaxIPLen)
-	now := s.now().UTC()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.entryLocked(m)
-	if p == nil {
-		return nil
+	if s.pending.Mark(m, s.now().UTC(), arch, ip) {
+		s.rev.Add(1)
 	}
-	if p.seen == nil {
-		p.seen = &store.Seen{MAC: m, FirstSeen: now}
-	}
-	p.seen.LastSeen = now
-	p.seen.Count++
-	if arch != "" {
-		p.seen.Arch = arch
-	}
-	if ip != "" {
-		p.seen.IP = ip
-	}
-	s.rev.Add(1)
 	return nil
 }
 
@@ -132,24 +78,10 @@ func (s *DB) AppendEvent(mac string, ev store.Event) error {
 	}
 	ev.Appliance = s.cfg.Name
 	ev = store.CleanEvent(ev, s.now())
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.entryLocked(m)
-	if p == nil {
-		return nil
+	key := fmt.Sprintf("%s%016x-%s-%x", s.eventPrefix(m), uint64(ev.Time.UnixNano()), s.cfg.Name, s.seq.Add(1))
+	if s.pending.Append(m, pendingEvent{key, ev}) {
+		s.rev.Add(1)
 	}
-	limit := s.cfg.MaxEvents
-	if p.discovered {
-		limit = s.cfg.MaxDiscoveredEvents
-	}
-	if len(p.events) >= limit {
-		copy(p.events, p.events[1:])
-		p.events = p.events[:len(p.events)-1]
-	}
-	s.seq++
-	key := fmt.Sprintf("%s%016x-%s-%x", s.eventPrefix(m), uint64(ev.Time.UnixNano()), s.cfg.Name, s.seq)
-	p.events = append(p.events, pendingEvent{key, ev})
-	s.rev.Add(1)
 	return nil
 }
 
@@ -185,17 +117,7 @@ func (s *DB) flushLocked(sweep bool) error {
 		return store.ErrClosed
 	}
 	start := time.Now()
-	s.mu.Lock()
-	batch := s.pend
-	s.pend = make(map[string]*pending, len(batch))
-	s.pendingDiscovered = 0
-	dropped := s.droppedSince
-	s.droppedSince = 0
-	s.mu.Unlock()
-	if dropped > 0 {
-		s.log.Warn("store: pending activity at its bound, activity dropped (spoofed MACs?)",
-			"dropped", dropped, "max_discovered", s.cfg.MaxDiscovered)
-	}
+	batch := s.pending.Take()
 	if len(batch) == 0 && !sweep {
 		return nil
 	}
@@ -219,22 +141,22 @@ func (s *DB) flushLocked(sweep bool) error {
 // written) and its events, in transactions of at most maxOps operations. What it could not
 // write goes back to the pending activity. It returns how many MACs without a record it
 // wrote, an upper bound on the ones it added.
-func (s *DB) writeBatch(batch map[string]*pending) (added int, err error) {
+func (s *DB) writeBatch(batch map[string]*store.PendingEntry[pendingEvent]) (added int, err error) {
 	macs := slices.Sorted(maps.Keys(batch))
 	for len(macs) > 0 {
 		// A chunk of MACs whose seen entries one transaction reads.
 		n := min(len(macs), maxOps)
 		chunk := macs[:n]
 		if err := s.writeChunk(chunk, batch); err != nil {
-			rest := map[string]*pending{}
+			rest := map[string]*store.PendingEntry[pendingEvent]{}
 			for _, mac := range macs {
 				rest[mac] = batch[mac]
 			}
-			s.restore(rest)
+			s.pending.Restore(rest)
 			return added, err
 		}
 		for _, mac := range chunk {
-			if batch[mac].discovered {
+			if batch[mac].Discovered {
 				added++
 			}
 		}
@@ -243,7 +165,7 @@ func (s *DB) writeBatch(batch map[string]*pending) (added int, err error) {
 	return added, nil
 }
 
-func (s *DB) writeChunk(macs []string, batch map[string]*pending) error {
+func (s *DB) writeChunk(macs []string, batch map[string]*store.PendingEntry[pendingEvent]) error {
 	ctx, cancel, err := s.ctx()
 	if err != nil {
 		return err
@@ -251,7 +173,7 @@ func (s *DB) writeChunk(macs []string, batch map[string]*pending) error {
 	defer cancel()
 	var gets []clientv3.Op
 	for _, mac := range macs {
-		if batch[mac].seen != nil {
+		if batch[mac].Seen != nil {
 			gets = append(gets, clientv3.OpGet(s.seenPrefix(mac)+s.cfg.Name))
 		}
 	}
@@ -288,7 +210,7 @@ func (s *DB) writeChunk(macs []string, batch map[string]*pending) error {
 	}
 	for _, mac := range macs {
 		p := batch[mac]
-		for _, e := range p.events {
+		for _, e := range p.Events {
 			v, err := encode(e.ev)
 			if err != nil {
 				return fmt.Errorf("encode event of %s: %w", mac, err)
@@ -300,8 +222,8 @@ func (s *DB) writeChunk(macs []string, batch map[string]*pending) error {
 				}
 			}
 		}
-		if p.seen != nil {
-			v, err := encode(store.MergeSeen(before[mac], *p.seen))
+		if p.Seen != nil {
+			v, err := encode(store.MergeSeen(before[mac], *p.Seen))
 			if err != nil {
 				return fmt.Errorf("encode seen %s: %w", mac, err)
 			}
@@ -314,30 +236,6 @@ func (s *DB) writeChunk(macs []string, batch map[string]*pending) error {
 		}
 	}
 	return commit()
-}
-
-// restore puts back activity a flush could not write, under the newer activity.
-func (s *DB) restore(batch map[string]*pending) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for mac, old := range batch {
-		p := s.entryLocked(mac)
-		if p == nil {
-			continue
-		}
-		if old.seen != nil {
-			if p.seen == nil {
-				p.seen = old.seen
-			} else {
-				merged := store.MergeSeen(old.seen, *p.seen)
-				p.seen = &merged
-			}
-		}
-		p.events = append(old.events, p.events...)
-		if len(p.events) > s.cfg.MaxEvents {
-			p.events = p.events[len(p.events)-s.cfg.MaxEvents:]
-		}
-	}
 }
 
 // eventTime reads the time from an event key: the 16 hex digits after the MAC.
@@ -488,9 +386,7 @@ func (s *DB) Forget(mac string) error {
 	if err != nil {
 		return unavailable("forget "+m, err)
 	}
-	s.mu.Lock()
-	had := s.dropPendingLocked(m)
-	s.mu.Unlock()
+	had := s.pending.Forget(m)
 	n := int64(0)
 	for _, r := range resp.Responses {
 		n += r.GetResponseDeleteRange().Deleted
@@ -500,19 +396,6 @@ func (s *DB) Forget(mac string) error {
 	}
 	s.rev.Add(1)
 	return nil
-}
-
-// pendingSeen copies this appliance's pending seen changes: all for mac "", else mac's.
-func (s *DB) pendingSeen(mac string) map[string]store.Seen {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := map[string]store.Seen{}
-	for m, p := range s.pend {
-		if p.seen != nil && (mac == "" || m == mac) {
-			out[m] = *p.seen
-		}
-	}
-	return out
 }
 
 // readSeen reads the seen entries under prefix and merges each MAC's, from every
@@ -582,7 +465,7 @@ func combine(a, b store.Seen) store.Seen {
 func (s *DB) ListSeen() ([]store.Seen, error) {
 	s.flushMu.RLock()
 	defer s.flushMu.RUnlock()
-	all, err := s.readSeen(s.cfg.Prefix+"seen/", s.pendingSeen(""))
+	all, err := s.readSeen(s.cfg.Prefix+"seen/", s.pending.Seen(""))
 	if err != nil {
 		return nil, fmt.Errorf("list seen: %w", err)
 	}
@@ -602,7 +485,7 @@ func (s *DB) GetSeen(mac string) (store.Seen, error) {
 	}
 	s.flushMu.RLock()
 	defer s.flushMu.RUnlock()
-	all, err := s.readSeen(s.seenPrefix(m), s.pendingSeen(m))
+	all, err := s.readSeen(s.seenPrefix(m), s.pending.Seen(m))
 	if err != nil {
 		return store.Seen{}, fmt.Errorf("seen %s: %w", m, err)
 	}
@@ -620,7 +503,7 @@ func (s *DB) CountNodes(seenSince time.Time) (known, seen int, err error) {
 	s.copyMu.RUnlock()
 	s.flushMu.RLock()
 	defer s.flushMu.RUnlock()
-	pend := s.pendingSeen("")
+	pend := s.pending.Seen("")
 	all, err := s.readSeen(s.cfg.Prefix+"seen/", maps.Clone(pend))
 	if err != nil {
 		// /metrics must still answer (bootstrapd_store_etcd_up says etcd is down): count
@@ -683,13 +566,9 @@ func (s *DB) Events(mac string) ([]store.Event, error) {
 		}
 		out = append(out, ev)
 	}
-	s.mu.Lock()
-	if p := s.pend[m]; p != nil {
-		for _, e := range p.events {
-			out = append(out, e.ev)
-		}
+	for _, e := range s.pending.Events(m) {
+		out = append(out, e.ev)
 	}
-	s.mu.Unlock()
 	slices.SortStableFunc(out, func(a, b store.Event) int { return a.Time.Compare(b.Time) })
 	if len(out) > s.cfg.MaxEvents {
 		out = out[len(out)-s.cfg.MaxEvents:]

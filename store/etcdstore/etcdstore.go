@@ -413,9 +413,7 @@ func (s *DB) DeleteNode(mac string) error {
 		return fmt.Errorf("%w: %s", store.ErrNotFound, m)
 	}
 	s.deleteLocal(m, resp.Header.Revision)
-	s.mu.Lock()
-	s.dropPendingLocked(m)
-	s.mu.Unlock()
+	s.pending.Forget(m)
 	return nil
 }
 

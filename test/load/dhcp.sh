@@ -68,6 +68,13 @@ ip netns exec "${ns}s" taskset -c "$srvcpu" "$work/bootstrapd" serve --config "$
 echo $! >"$work/pid"
 sleep 2
 run "bootstrapd"
+# What the run cost the store: the flushes of the seen MACs and events, and the evictions
+# of MACs without a record past store.max_discovered.
+ip netns exec "${ns}s" curl -sf http://10.77.0.2:18080/metrics | awk '
+	/^bootstrapd_store_flush_duration_seconds_sum/ {sum=$2}
+	/^bootstrapd_store_flush_duration_seconds_count/ {n=$2}
+	/^bootstrapd_store_discovered_evicted_total/ {ev=$2}
+	END {if (n > 0) printf "%-28s store flushes %d, mean %.1f ms, total %.2f s; MACs evicted %d\n", "", n, 1000*sum/n, sum, ev}'
 kill "$(cat "$work/pid")"; wait "$(cat "$work/pid")" 2>/dev/null || true
 
 ip netns exec "${ns}s" taskset -c "$srvcpu" dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --interface=v1 \

@@ -16,7 +16,9 @@
 # packets in the namespace, both directions (nftables; this kernel has no sch_netem),
 # TIMEOUT=5s sets tftpd's ACK timeout (default 1 s), MAXTIME=600 bounds one curl run (curl
 # resends its ACK every MAXTIME/50 s, at least 1 s). Needs root, iproute2, curl, dnsmasq,
-# and nftables for LOSS.
+# and nftables for LOSS. SYSCALLS=1 then counts, with perf stat on each server (package
+# linux-perf), the system calls it makes per DATA block over TRANSFERS more same-CPU reads
+# at the first blksize.
 set -eu
 cd "$(dirname "$0")/../.."
 rounds=${1:-5}
@@ -93,4 +95,26 @@ for c in $cases; do
 					END {printf "%-18s %-5s %-8s %8.1f %8.1f %8.1f %5d\n", s, p, b, v[int((k+1)/2)], v[int(k*0.9+0.5)], v[k], f}'
 		done
 	done
+done
+
+[ "${SYSCALLS:-0}" = 1 ] || exit 0
+blk=${blksizes%% *}
+blocks=$((1048576 / blk + 1))
+echo "system calls per DATA block, server side, $n reads of $blocks blocks (blksize $blk, same CPU)"
+ev=""
+for sc in recvfrom recvmsg recvmmsg sendto sendmsg sendmmsg poll ppoll select pselect6 epoll_wait epoll_pwait futex read pread64 nanosleep; do
+	ev="$ev${ev:+,}syscalls:sys_enter_$sc"
+done
+for c in $cases; do
+	name=${c%%:*}
+	[ "$name" = tftpd-anticipate8 ] && name=tftpd-a8
+	perf stat -x, -e "$ev" -p "$(cat "$work/$name.pid")" -o "$work/$name.stat" &
+	perf=$!
+	sleep 0.5 # perf attaches before the reads begin
+	sample 0 "${c#*:}" "$blk" >/dev/null
+	kill -INT $perf
+	wait $perf || true
+	awk -F, -v s="${c%%:*}" -v per=$((n * blocks)) '
+		$3 ~ /^syscalls:sys_enter_/ && $1 > 0 {sub("syscalls:sys_enter_", "", $3); line = line sprintf(" %s %.2f", $3, $1 / per); tot += $1}
+		END {printf "%-18s total %.2f:%s\n", s, tot / per, line}' "$work/$name.stat"
 done
