@@ -53,6 +53,15 @@ func testMAC(i int) string {
 	return fmt.Sprintf("02:00:%02x:%02x:%02x:%02x", byte(i>>24), byte(i>>16), byte(i>>8), byte(i))
 }
 
+// testMACs is testMAC(0) to testMAC(n-1).
+func testMACs(n int) []string {
+	macs := make([]string, n)
+	for i := range macs {
+		macs[i] = testMAC(i)
+	}
+	return macs
+}
+
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {

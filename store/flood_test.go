@@ -179,10 +179,7 @@ func BenchmarkMarkSeen(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	macs := make([]string, 4096)
-	for i := range macs {
-		macs[i] = testMAC(i)
-	}
+	macs := testMACs(4096)
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
@@ -233,10 +230,7 @@ func BenchmarkFlush(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			macs := make([]string, 1000)
-			for i := range macs {
-				macs[i] = testMAC(i)
-			}
+			macs := testMACs(1000)
 			load := func() {
 				for _, m := range macs {
 					if err := db.MarkSeen(m, "EFI x86-64", "192.0.2.1"); err != nil {
